@@ -1,0 +1,3 @@
+"""fermiflow.hamiltonians."""
+
+__all__: list[str] = []

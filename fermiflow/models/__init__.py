@@ -1,0 +1,3 @@
+"""fermiflow.models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""fermiflow.observables."""
+
+__all__: list[str] = []

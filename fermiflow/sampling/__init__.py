@@ -1,0 +1,3 @@
+"""fermiflow.sampling."""
+
+__all__: list[str] = []
