@@ -3,17 +3,18 @@
 Units: Hartree a.u.; S and C_V in k_B. Host-side float64 NumPy exact references.
 
 Canonical N fermions in m levels eps_k: Z_N = e_N(x), the elementary symmetric
-polynomial of x_k = exp(-beta (eps_k - mu_ref)), mu_ref a shift near the Fermi level.
-The sign-alternating recursion Z_N = (1/N) sum_k (-1)^(k+1) Z_1(k beta) Z_(N-k) loses
-every digit in float64 for N ~ 100 at low T. Instead orbitals are added one at a time,
-e_j <- e_j + x_k e_(j-1), in log space. Each step mixes two disjoint sets of
-configurations (orbital k empty: weight p, occupied: q = 1 - p), so the mean energy,
-energy variance and Gibbs entropy of each j-particle ensemble are carried along with
-formulas whose terms are all >= 0:
+polynomial of x_k = exp(-beta eps_k). The sign-alternating recursion
+Z_N = (1/N) sum_k (-1)^(k+1) Z_1(k beta) Z_(N-k) is already wrong in float64 for the
+13-electron reference gas at theta = 0.15. Instead the levels are added one at a time
+in ascending order, e_j <- e_j + x_k e_(j-1), in log space and relative to the
+j-particle ground state E0_j (so the logs stay small at low T). Each step mixes two
+disjoint sets of configurations (level k empty: weight p, occupied: q = 1 - p), so the
+mean excitation energy, energy variance and Gibbs entropy of each j-particle ensemble
+are carried along with formulas whose terms are all >= 0:
 var = p var_a + q var_b + p q (mean_a - mean_b)^2, S = p S_a + q S_b - p ln p - q ln q.
 Thus C_V = beta^2 var and S = beta (E - F) never come from differences of large
-numbers, and S >= 0 exactly. <n_k> = x_k e_(N-1)(without k) / e_N: forward and
-backward passes. Cost O(m N) in time and memory.
+numbers, and S >= 0 exactly. <n_k> = x_k e_(N-1)(without k) / e_N combines a forward
+and a backward pass. Cost O(m N) in time and memory.
 """
 
 from __future__ import annotations
@@ -278,7 +279,8 @@ def chemical_potential(energies: ArrayLike, n_mean: float, beta: float) -> float
     """
     eps, _ = _as_energies(energies)
     beta = check_positive("beta", beta, "beta = 1 / T in 1/Hartree.")
-    if not 0 < n_mean < (m := eps.shape[0]):
+    m = eps.shape[0]
+    if not 0 < n_mean < m:
         raise ValueError(
             f"n_mean must lie in (0, {m}), got {n_mean}. Raise the cutoff."
         )
