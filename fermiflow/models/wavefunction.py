@@ -1,0 +1,166 @@
+"""Flow-transformed Slater determinants Psi_K, the pure states of rho = sum_K p(K)|Psi_K><Psi_K|.
+
+log Psi_K(x) = log det[phi_k(zeta_j)]_up + log det[phi_k(zeta_j)]_down
+               - 1/2 log(n_up! n_down!) + 1/2 log|det d zeta / d x|,   zeta = T(x),
+
+so that <Psi_K|Psi_K'> = delta_KK' for any bijection T of configuration space
+(arXiv:2201.03156, eq. 5). Electrons are labelled by spin block: ``x`` holds the
+n_up up electrons first, then the n_down down electrons, and ``occ`` holds n_up
+up-mode indices followed by n_down down-mode indices into one mode table.
+
+Units: Hartree atomic units; x in Bohr. Acts on a single configuration; vmap over
+walkers at the call site.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+
+from fermiflow.hamiltonians.spectrum import Spectrum, check_enough_modes
+from fermiflow.models.slater import log_slater
+from fermiflow.types import Array, ArrayLike, Params
+from fermiflow.validation import check_nonnegative_int
+
+__all__ = ["closed_shell_occupation", "make_log_psi", "make_log_psi_fixed"]
+
+OrbitalFn = Callable[[ArrayLike, ArrayLike], Array]
+FlowApply = Callable[[Params, ArrayLike], tuple[Array, Array]]
+LogPsiK = Callable[[Params, ArrayLike, ArrayLike], Array]
+LogPsi = Callable[[Params, ArrayLike], Array]
+
+
+def make_log_psi(
+    *, orbitals: OrbitalFn, flow_apply: FlowApply, n_up: int, n_down: int
+) -> LogPsiK:
+    """Build log Psi_K(x) for a flow and a set of single-particle orbitals.
+
+    Args:
+      orbitals: static, ``(modes: (N,) int, r: (N, dim)) -> (N, N)`` matrix
+        phi_{modes[a]}(r_j), e.g. from :func:`make_plane_wave_orbitals`.
+      flow_apply: static, ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``,
+        a bijection of configuration space with log|det d zeta / d x|.
+      n_up: static, number of up electrons (>= 0).
+      n_down: static, number of down electrons (>= 0).
+
+    Returns:
+      ``log_psi(params, occ: (n,) int, x: (n, dim)) -> ()`` complex, n = n_up +
+      n_down: log|Psi_K| + i arg Psi_K. complex128 for float64 x and params.
+
+    Raises:
+      ValueError: if n_up or n_down is negative or both are zero.
+
+    Examples:
+      >>> from fermiflow.hamiltonians.spectrum import plane_wave_spectrum
+      >>> from fermiflow.models.orbitals import make_plane_wave_orbitals
+      >>> spectrum = plane_wave_spectrum(dim=2, emax=1, box_length=1.0)
+      >>> identity = lambda params, x: (x, jnp.zeros((), x.dtype))
+      >>> log_psi = make_log_psi(
+      ...     orbitals=make_plane_wave_orbitals(spectrum, box_length=1.0),
+      ...     flow_apply=identity, n_up=2, n_down=0)
+      >>> x = jnp.array([[0.1, 0.2], [0.6, 0.3]])
+      >>> value = log_psi(None, jnp.array([0, 1]), x)
+      >>> swapped = log_psi(None, jnp.array([0, 1]), x[::-1])
+      >>> bool(jnp.isclose(jnp.exp(value), -jnp.exp(swapped)))
+      True
+    """
+    n_up = check_nonnegative_int("n_up", n_up)
+    n_down = check_nonnegative_int("n_down", n_down)
+    n = n_up + n_down
+    if n == 0:
+        raise ValueError("n_up + n_down must be >= 1, got n_up=0 and n_down=0.")
+    log_norm = 0.5 * (math.lgamma(n_up + 1) + math.lgamma(n_down + 1))
+    blocks = [(lo, hi) for lo, hi in ((0, n_up), (n_up, n)) if hi > lo]
+
+    def log_psi(params: Params, occ: ArrayLike, x: ArrayLike) -> Array:
+        occ, x = jnp.asarray(occ), jnp.asarray(x)
+        chex.assert_shape(occ, (n,))
+        chex.assert_rank(x, 2)
+        chex.assert_axis_dimension(x, 0, n)
+        if not jnp.issubdtype(occ.dtype, jnp.integer):
+            raise TypeError(f"occ must hold integer mode indices, got {occ.dtype}.")
+        zeta, log_det = flow_apply(params, x)
+        value = 0.5 * log_det - log_norm
+        for lo, hi in blocks:
+            value = value + log_slater(orbitals(occ[lo:hi], zeta[lo:hi]))
+        return value
+
+    return log_psi
+
+
+def make_log_psi_fixed(log_psi: LogPsiK, occ: ArrayLike) -> LogPsi:
+    """Fix the occupation K of a ``log_psi``, e.g. the closed-shell ground state.
+
+    Args:
+      log_psi: static, ``(params, occ: (n,) int, x: (n, dim)) -> ()`` from
+        :func:`make_log_psi`.
+      occ: static, (n,) integer mode indices (up block, then down block).
+
+    Returns:
+      ``(params, x: (n, dim)) -> ()`` complex log Psi_K(x).
+
+    Raises:
+      ValueError: if occ is not a 1-d array of integers.
+
+    Examples:
+      >>> from fermiflow.hamiltonians.spectrum import oscillator_spectrum
+      >>> from fermiflow.models.orbitals import make_oscillator_orbitals
+      >>> spectrum = oscillator_spectrum(dim=2, n_shells=2)
+      >>> identity = lambda params, x: (x, jnp.zeros((), x.dtype))
+      >>> log_psi = make_log_psi(
+      ...     orbitals=make_oscillator_orbitals(spectrum, omega=1.0),
+      ...     flow_apply=identity, n_up=1, n_down=1)
+      >>> ground = make_log_psi_fixed(log_psi, [0, 0])
+      >>> round(float(ground(None, jnp.zeros((2, 2))).real), 6)  # log(1/pi)
+      -1.14473
+    """
+    occ = np.asarray(occ)
+    if occ.ndim != 1 or not np.issubdtype(occ.dtype, np.integer):
+        raise ValueError(
+            f"occ must be a 1-d array of integer mode indices, got shape "
+            f"{occ.shape} and dtype {occ.dtype}."
+        )
+
+    def log_psi_fixed(params: Params, x: ArrayLike) -> Array:
+        return log_psi(params, jnp.asarray(occ), x)
+
+    return log_psi_fixed
+
+
+def closed_shell_occupation(spectrum: Spectrum, n_up: int, n_down: int) -> np.ndarray:
+    """Return the lowest-energy occupation K, refusing an open (degenerate) shell.
+
+    Args:
+      spectrum: static, the energy-sorted mode table.
+      n_up: static, number of up electrons (>= 0).
+      n_down: static, number of down electrons (>= 0).
+
+    Returns:
+      (n_up + n_down,) int array [0..n_up-1, 0..n_down-1].
+
+    Raises:
+      ValueError: if a spin block has fewer modes than electrons or fills a shell
+        only partly (then the ground state is degenerate and K is not unique).
+
+    Examples:
+      >>> from fermiflow.hamiltonians.spectrum import plane_wave_spectrum
+      >>> spectrum = plane_wave_spectrum(dim=2, emax=4, box_length=1.0)
+      >>> closed_shell_occupation(spectrum, 5, 1).tolist()
+      [0, 1, 2, 3, 4, 0]
+    """
+    energies = np.asarray(spectrum.energies)
+    for name, count in (("n_up", n_up), ("n_down", n_down)):
+        count = check_nonnegative_int(name, count)
+        check_enough_modes(count, len(energies), "the spectrum cutoff")
+        if 0 < count < len(energies) and math.isclose(
+            energies[count - 1], energies[count], rel_tol=1e-12, abs_tol=1e-12
+        ):
+            raise ValueError(
+                f"{name}={count} fills a degenerate shell only partly (energy "
+                f"{energies[count]:.6g}); choose a closed-shell particle number."
+            )
+    return np.concatenate([np.arange(n_up), np.arange(n_down)]).astype(np.int64)
