@@ -1,9 +1,10 @@
 """Tests of the permutation-equivariant flows: residual backflow and neural ODE.
 
 Every flow is checked in a periodic box and in free space (a trap), in 2D and 3D, for
-two seeds, with its residual scales raised so that it moves particles by ~0.1 L (box)
-or ~0.3 Bohr (trap, |x| ~ 1); at least 0.075 L or 0.075 Bohr is asserted. One jitted function per flow evaluates everything the
-property tests compare (compilation dominates the run time), cached per seed.
+two seeds, with its residual scales raised (STRONG) so that it moves particles by
+0.05-0.35 Bohr and changes volumes by e^0.5 or more (asserted). One jitted function
+per flow evaluates everything the property tests compare (compilation dominates the
+run time), cached per seed.
 """
 
 import functools

@@ -77,7 +77,9 @@ def test_plane_waves_solve_free_schrodinger_equation(key):
     )
 
 
-@pytest.mark.parametrize("dtype, out", [(jnp.float32, jnp.complex64), (jnp.float64, jnp.complex128)])
+@pytest.mark.parametrize(
+    "dtype, out", [(jnp.float32, jnp.complex64), (jnp.float64, jnp.complex128)]
+)
 def test_plane_waves_dtype_and_shape(dtype, out):
     spectrum = plane_wave_spectrum(dim=2, emax=4, box_length=1.0)
     orbitals = make_plane_wave_orbitals(spectrum, 1.0)
