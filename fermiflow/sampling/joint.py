@@ -130,7 +130,7 @@ def make_joint_sampler(
     width: float | None = None,
     target_acceptance: float = 0.5,
     adapt: bool = True,
-    dtype=jnp.float64,
+    dtype=None,
 ) -> JointSampler:
     """Build the joint sampler of K ~ p(K) and x | K ~ |Psi_K(x)|^2.
 
@@ -148,7 +148,8 @@ def make_joint_sampler(
       width: starting proposal width in Bohr; default from ``default_width``.
       target_acceptance: static, in (0, 1).
       adapt: static, adapt the width between steps toward target_acceptance.
-      dtype: static, dtype of the positions.
+      dtype: static, dtype of the positions; default float64 when x64 is on,
+        else float32.
 
     Returns:
       A :class:`JointSampler`.
@@ -176,6 +177,7 @@ def make_joint_sampler(
         raise ValueError(
             f"target_acceptance must lie in (0, 1), got {target_acceptance}. Use 0.5."
         )
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
     width = default_width(box_length, n, dim) if width is None else width
     width = check_positive("width", width, "Give the proposal width in Bohr.")
     metropolis = make_metropolis(
