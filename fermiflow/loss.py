@@ -1,0 +1,227 @@
+"""Variational free energy F = E_{K~p}[T ln p(K) + E_{x~|Psi_K|^2} Re E_loc(x)] and its gradients.
+
+Per walker (K, x): S_loc = -ln p(K), F_loc = T ln p(K) + Re E_loc(x; K), with
+E_loc = E_kin + V and E_kin from the forward Laplacian. The gradients are the
+score-function estimators with the batch mean as baseline (arXiv:2201.03156, eq. 8-9):
+
+  d F / d theta_p   = E[(F_loc - <F_loc>) d ln p(K)]                (set model p)
+  d F / d theta_psi = 2 Re E[(E_loc - <E_loc>)^* d ln Psi_K(x)]     (flow)
+
+both computed as gradients of surrogates with the local values held fixed.
+
+Clipping (on by default, ``clip_width=5``): for the gradients only, F_loc and the real
+and imaginary parts of E_loc are clipped to mean +- clip_width * (mean absolute
+deviation from the mean) of the batch. It bounds the variance from rare walkers
+near nodes (where E_loc diverges) at the price of a small bias; ``clip_width=None``
+turns it off. The reported estimates are never clipped.
+
+Micro-batches: with ``n_micro_batches > 1`` the local values, then the gradient
+sums, are accumulated over that many slices of the walker batch, with the baselines
+and clip windows taken from the whole batch, so the result equals the unsplit one up
+to floating-point summation order.
+
+Units: Hartree atomic units; T in Hartree. Acts on a batch of walkers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fermiflow.hamiltonians.kinetic import make_kinetic_energy
+from fermiflow.sampling.joint import JointParams, JointState
+from fermiflow.types import Array, Params
+from fermiflow.validation import check_positive_int
+
+__all__ = [
+    "Estimates",
+    "FreeEnergyLoss",
+    "LocalValues",
+    "clip_around_mean",
+    "estimates_from_local_values",
+    "make_free_energy_loss",
+]
+
+
+class LocalValues(NamedTuple):
+    """Per-walker local quantities.
+
+    Attributes:
+      kinetic: (batch,) complex local kinetic energy.
+      potential: (batch,) potential energy.
+      log_p: (batch,) ln p(K).
+    """
+
+    kinetic: Array
+    potential: Array
+    log_p: Array
+
+
+class Estimates(NamedTuple):
+    """Batch estimates of one step (whole system, Hartree; entropy in k_B).
+
+    Errors are standard errors of the batch mean treating walkers as independent
+    (the walkers are separate chains); ``fermiflow.observables`` gives blocking/ESS
+    errors over steps.
+    """
+
+    free_energy: Array
+    free_energy_err: Array
+    energy: Array
+    energy_err: Array
+    kinetic: Array
+    kinetic_err: Array
+    potential: Array
+    potential_err: Array
+    entropy: Array
+    entropy_err: Array
+
+
+class FreeEnergyLoss(NamedTuple):
+    """Pure functions of the loss.
+
+    Attributes:
+      local_values: ``(params: JointParams, state: JointState) -> LocalValues``.
+      value_and_grad: ``(params, state) -> ((Estimates, LocalValues), grads)`` with
+        grads a :class:`JointParams` of gradients of F.
+    """
+
+    local_values: Callable[[JointParams, JointState], LocalValues]
+    value_and_grad: Callable[[JointParams, JointState], tuple]
+
+
+def _mean_err(values: Array) -> tuple[Array, Array]:
+    n = values.shape[0]
+    return jnp.mean(values), jnp.std(values) * jnp.sqrt(1.0 / max(n - 1, 1))
+
+
+def estimates_from_local_values(values: LocalValues, temperature: float) -> Estimates:
+    """Return F, E, K, V, S and their standard errors from per-walker values.
+
+    Args:
+      values: :class:`LocalValues` with (batch,) leaves.
+      temperature: T in Hartree (0 for ground-state VMC).
+
+    Returns:
+      :class:`Estimates` of scalars.
+    """
+    kinetic = jnp.real(values.kinetic)
+    energy = kinetic + values.potential
+    free = temperature * values.log_p + energy
+    pairs = [_mean_err(v) for v in (free, energy, kinetic, values.potential, -values.log_p)]
+    return Estimates(*[a for pair in pairs for a in pair])
+
+
+def clip_around_mean(values: Array, width: float | None) -> Array:
+    """Clip to mean +- width * mean|values - mean| (real arrays; None: no clipping).
+
+    Args:
+      values: (batch,) real values.
+      width: number of mean absolute deviations, or None.
+
+    Returns:
+      (batch,) clipped values.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> clip_around_mean(jnp.array([0.0, 0.0, 0.0, 4.0]), 1.0).tolist()
+      [0.0, 0.0, 0.0, 2.5]
+    """
+    if width is None:
+        return values
+    mean = jnp.mean(values)
+    deviation = jnp.mean(jnp.abs(values - mean))
+    return jnp.clip(values, mean - width * deviation, mean + width * deviation)
+
+
+def _split(tree, n_micro: int):
+    return jax.tree.map(lambda a: a.reshape((n_micro, -1) + a.shape[1:]), tree)
+
+
+def make_free_energy_loss(
+    log_prob: Callable[[Params, Array], Array],
+    log_psi: Callable[[Params, Array, Array], Array],
+    potential: Callable[[Array], Array],
+    *,
+    temperature: float,
+    clip_width: float | None = 5.0,
+    n_micro_batches: int = 1,
+    laplacian: str = "forward_laplacian",
+) -> FreeEnergyLoss:
+    """Build the free-energy estimates and gradients of a batch of walkers.
+
+    Args:
+      log_prob: static, ``(occupation_params, occ: (batch, n)) -> (batch,)`` ln p(K).
+      log_psi: static, ``(wavefunction_params, occ: (n,), x: (n, dim)) -> ()``
+        complex ln Psi_K(x).
+      potential: static, ``x: (n, dim) -> ()`` potential energy.
+      temperature: static, T >= 0 in Hartree (0: ground-state VMC, p(K) untouched).
+      clip_width: static, clip window in mean absolute deviations, or None.
+      n_micro_batches: static, slices of the batch to accumulate over (the batch
+        must be divisible by it).
+      laplacian: static, "forward_laplacian" or "jvp_loop".
+
+    Returns:
+      A :class:`FreeEnergyLoss`.
+
+    Raises:
+      ValueError: for a negative temperature, clip_width <= 0 or bad micro-batches.
+    """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (Hartree), got {temperature}.")
+    if clip_width is not None and not clip_width > 0:
+        raise ValueError(f"clip_width must be > 0 or None, got {clip_width}.")
+    n_micro = check_positive_int("n_micro_batches", n_micro_batches)
+    kinetic_fn = make_kinetic_energy(
+        lambda p_occ, x: log_psi(p_occ[0], p_occ[1], x), method=laplacian
+    )
+
+    def walker_values(psi_params, occ, x):
+        return kinetic_fn((psi_params, occ), x), potential(x)
+
+    def local_values(params: JointParams, state: JointState) -> LocalValues:
+        x, occ = state.walkers.chain.position, state.occ
+        if x.shape[0] % n_micro:
+            raise ValueError(
+                f"batch={x.shape[0]} is not divisible by n_micro_batches={n_micro}."
+            )
+        batched = jax.vmap(walker_values, in_axes=(None, 0, 0))
+        chunks = jax.lax.map(
+            lambda c: batched(params.wavefunction, *c), _split((occ, x), n_micro)
+        )
+        kinetic, pot = jax.tree.map(lambda a: a.reshape(-1), chunks)
+        return LocalValues(kinetic, pot, log_prob(params.occupation, occ))
+
+    def value_and_grad(params: JointParams, state: JointState):
+        values = local_values(params, state)
+        energy = values.kinetic + values.potential
+        free = clip_around_mean(temperature * values.log_p + jnp.real(energy), clip_width)
+        real = clip_around_mean(jnp.real(energy), clip_width)
+        imag = clip_around_mean(jnp.imag(energy), clip_width)
+        weight_p = jax.lax.stop_gradient(free - jnp.mean(free))
+        weight_psi = jax.lax.stop_gradient(
+            (real - jnp.mean(real)) - 1j * (imag - jnp.mean(imag))
+        )
+        batch = weight_p.shape[0]
+
+        def surrogate(p, occ, x, w_p, w_psi):
+            log_psi_b = jax.vmap(log_psi, in_axes=(None, 0, 0))(p.wavefunction, occ, x)
+            flow_part = 2 * jnp.sum(jnp.real(w_psi * log_psi_b))
+            if temperature == 0:
+                return flow_part / batch
+            return (jnp.sum(w_p * log_prob(p.occupation, occ)) + flow_part) / batch
+
+        def accumulate(total, chunk):
+            return jax.tree.map(jnp.add, total, jax.grad(surrogate)(params, *chunk)), None
+
+        chunks = _split(
+            (state.occ, state.walkers.chain.position, weight_p, weight_psi), n_micro
+        )
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        grads, _ = jax.lax.scan(accumulate, zeros, chunks)
+        return (estimates_from_local_values(values, temperature), values), grads
+
+    return FreeEnergyLoss(local_values, value_and_grad)
