@@ -189,7 +189,8 @@ def enumerate_spinful_sets(
 
 def _pairs_below(energy_up, energy_down, limit, max_sets):
     """Return (rows, cols) of pairs with energy_up + energy_down <= limit, in order."""
-    rows, cols, count = [], [], 0
+    # Start from empty arrays: with no up set at all, np.concatenate([]) would raise.
+    rows, cols, count = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
     for i, e in enumerate(energy_up):
         (chosen,) = np.nonzero(e + energy_down <= limit)
         count += len(chosen)
@@ -259,6 +260,8 @@ def make_categorical_model(
         )
     n_up = states.shape[1] if n_up is None else n_up
     n_up = check_nonnegative_int("n_up", n_up)
+    if n_up > states.shape[1]:
+        raise ValueError(f"n_up={n_up} exceeds the row length {states.shape[1]}.")
     blocks = np.split(states, [n_up], axis=1)
     if any(np.any(np.diff(b, axis=1) <= 0) for b in blocks) or np.any(states < 0):
         raise ValueError("each row of states must be ascending (per species), >= 0.")
