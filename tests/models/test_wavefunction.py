@@ -1,0 +1,387 @@
+"""Tests for fermiflow.models.wavefunction: orthonormality, antisymmetry, structure.
+
+<Psi_K|Psi_K'> = delta_KK' must hold for ANY bijective flow; it is checked by
+quadrature with flows far from the identity (residual scales raised, displacement and
+log-det asserted), for two particles in a 2D periodic box and in a 1D trap. Each
+quadrature is also run with the identity flow (control) and with the 1/2 log|det|
+term dropped (must fail visibly), so the test cannot pass for a trivial reason.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fermiflow.hamiltonians.spectrum import oscillator_spectrum, plane_wave_spectrum
+from fermiflow.models.backflow import make_backflow
+from fermiflow.models.flow import make_identity_flow
+from fermiflow.models.ode_flow import make_ode_flow
+from fermiflow.models.orbitals import make_oscillator_orbitals, make_plane_wave_orbitals
+from fermiflow.models.wavefunction import (
+    closed_shell_occupation,
+    make_log_psi,
+    make_log_psi_fixed,
+)
+
+BOX_LENGTH, TWIST = 2.0, (0.13, -0.31)
+BOX_SCALE = 0.5  # backflow residual scale: no fold on the grid, |log_det| up to 1.7
+# Pairs of integer vectors n (k = 2 pi (n + twist) / L). Most pairs share their total
+# momentum with another, so their overlaps are not zero by translation symmetry alone.
+BOX_SETS = [
+    ((1, 0), (0, 1)), ((0, 0), (1, 1)), ((1, 0), (-1, 0)),
+    ((0, 1), (0, -1)), ((1, -1), (-1, 1)), ((0, 0), (1, 0)),
+]  # fmt: skip
+# Residual scales of the 1D trap flows: the largest round values with no fold
+# (NaN log-det) on the quadrature domain |x_i| <= 11.
+TRAP_SCALE = {"backflow": 0.08, "ode": 0.2}
+TRAP_SETS = {  # 1D oscillator modes; several pairs share a parity
+    (2, 0): [[0, 1], [0, 3], [1, 2], [2, 3], [0, 2], [1, 3], [0, 4]],
+    (1, 1): [[0, 0], [0, 1], [1, 0], [1, 1], [0, 2], [2, 0], [3, 1]],
+}
+FLOWS = {"backflow": make_backflow, "ode": make_ode_flow}
+
+
+def _with_scales(params, value):
+    """Set every learnable residual scale ('scale*' leaves) to value."""
+
+    def set_scale(path, leaf):
+        is_scale = str(path[-1].key).startswith("scale")
+        return jnp.full_like(leaf, value) if is_scale else leaf
+
+    return jax.tree_util.tree_map_with_path(set_scale, params)
+
+
+def _strong_flow(kind, n_up, n_down, dim, box_length, scale, seed=0):
+    flow = FLOWS[kind](n_up=n_up, n_down=n_down, dim=dim, box_length=box_length)
+    x0 = jnp.zeros((n_up + n_down, dim))
+    return flow, _with_scales(flow.init(jax.random.key(seed), x0), scale)
+
+
+def _overlaps(flow, params, orbitals, spins, occs, nodes, weights, n_chunks, inner):
+    """Overlap matrices of Psi_K, (K, K), by quadrature over nodes (points, n, dim).
+
+    Returns them for the flow, the identity and the flow without its Jacobian factor,
+    the fidelities <Psi_K^identity|Psi_K^flow> and flow diagnostics (inner: only nodes
+    with all |x_i| < inner, where the density is not negligible).
+    """
+    n_up, n_down = spins
+
+    def point(x):
+        zeta, log_det = flow.apply(params, x)
+        # The wrong normalization reuses the flow output at this x (one compile).
+        no_jacobian = lambda p, y: (zeta, jnp.zeros_like(log_det))  # noqa: E731
+        applies = [flow.apply, no_jacobian, make_identity_flow().apply]
+        values = [
+            jnp.exp(jax.vmap(make_log_psi(orbitals=orbitals, flow_apply=apply,
+                    n_up=n_up, n_down=n_down), (None, 0, None))(params, occs, x))
+            for apply in applies
+        ]  # fmt: skip
+        diagnostics = jnp.stack([jnp.abs(zeta - x).max(), jnp.abs(log_det)])
+        return values, diagnostics * jnp.all(jnp.abs(x) < inner), jnp.isnan(log_det)
+
+    def chunk(args):
+        x, w = args
+        (flow_psi, wrong, ident), diagnostics, nan = jax.vmap(point)(x)
+        gram = lambda a, b: jnp.einsum("p,pk,pl->kl", w, a.conj(), b)  # noqa: E731
+        fidelity = jnp.einsum("p,pk,pk->k", w, ident.conj(), flow_psi)
+        return (gram(flow_psi, flow_psi), gram(wrong, wrong), gram(ident, ident),
+                fidelity, diagnostics.max(0), nan.sum())  # fmt: skip
+
+    split = (nodes.reshape(n_chunks, -1, *nodes.shape[1:]), weights.reshape(n_chunks, -1))
+    *sums, diagnostics, nan = jax.lax.map(chunk, split)
+    names = ["flow", "no_jacobian", "identity", "fidelity"]
+    out = {name: total.sum(0) for name, total in zip(names, sums, strict=True)}
+    displacement, log_det = diagnostics.max(0)
+    return out | {"displacement": displacement, "log_det": log_det, "n_nan": nan.sum()}
+
+
+def _box_nodes(m_rel, m_com):
+    """Periodic trapezoid nodes in (x1, r = x2 - x1), (m_com^2 m_rel^2, 2, 2).
+
+    The shear (x1, x2) -> (x1, r) has unit Jacobian and keeps the integrand periodic,
+    so this is a product trapezoid rule over the 4D torus. Translation equivariance of
+    the flow makes the x1-dependence of conj(Psi_K) Psi_K' exactly exp(i (P' - P).x1),
+    |P' - P| <= 2 pi / L per axis here, which m_com = 4 points integrate exactly (the
+    slow test checks this against the full m^4 grid). r is offset by half a step so
+    that x1 != x2: the flow's pair distance has a cone at r = 0 (NaN Jacobian there).
+    """
+    com = np.arange(m_com) * BOX_LENGTH / m_com
+    rel = (np.arange(m_rel) + 0.5) * BOX_LENGTH / m_rel
+    x1 = np.stack(np.meshgrid(com, com, indexing="ij"), -1).reshape(-1, 1, 1, 2)
+    r = np.stack(np.meshgrid(rel, rel, indexing="ij"), -1).reshape(1, -1, 1, 2)
+    nodes = np.concatenate([np.broadcast_to(x1, (m_com**2, m_rel**2, 1, 2)),
+                            np.broadcast_to(x1 + r, (m_com**2, m_rel**2, 1, 2))], 2)  # fmt: skip
+    nodes = nodes.reshape(-1, 2, 2)
+    weight = (BOX_LENGTH / m_com) ** 2 * (BOX_LENGTH / m_rel) ** 2
+    return jnp.asarray(nodes), jnp.full(len(nodes), weight)
+
+
+@functools.cache
+def _box_result(m_rel, m_com=4):
+    spectrum = plane_wave_spectrum(dim=2, emax=2, box_length=BOX_LENGTH, twist=TWIST)
+    labels = [tuple(n) for n in spectrum.quantum_numbers.tolist()]
+    occs = jnp.array([[labels.index(a), labels.index(b)] for a, b in BOX_SETS])
+    flow, params = _strong_flow("backflow", 2, 0, 2, BOX_LENGTH, BOX_SCALE)
+    nodes, weights = _box_nodes(m_rel, m_com)
+    orbitals = make_plane_wave_orbitals(spectrum, BOX_LENGTH)
+    run = jax.jit(lambda p, x, w: _overlaps(flow, p, orbitals, (2, 0), occs, x, w,
+                                            m_com**2, inner=BOX_LENGTH + 1))  # fmt: skip
+    return jax.tree.map(np.asarray, run(params, nodes, weights))
+
+
+def _trap_nodes(n_com, n_rel):
+    """Nodes (n_com * 2 n_rel, 2, 1) and weights in R = (x1 + x2) / 2, r = x1 - x2.
+
+    The flows use |x1 - x2|, so the integrand is analytic on either side of r = 0 but
+    not across it: Gauss-Legendre on r in (0, 10) and (-10, 0) separately (spectral
+    convergence), trapezoid in R on [-6, 6] (a Gaussian times analytic functions).
+    Beyond the domain the integrand is < exp(-2 * 36) or ~exp(-10^2 / 2) 10^6.
+    """
+    com = np.linspace(-6.0, 6.0, n_com)
+    w_com = np.full(n_com, com[1] - com[0])
+    w_com[[0, -1]] /= 2
+    t, w_t = np.polynomial.legendre.leggauss(n_rel)
+    rel, w_rel = np.concatenate([5 * (t + 1), -5 * (t + 1)]), np.concatenate([5 * w_t] * 2)
+    big_r, small_r = (a.ravel() for a in np.meshgrid(com, rel, indexing="ij"))
+    nodes = np.stack([big_r + small_r / 2, big_r - small_r / 2], -1)[..., None]
+    return jnp.asarray(nodes), jnp.asarray(np.outer(w_com, w_rel).ravel())
+
+
+@functools.cache
+def _trap_result(kind, spins, n_com=200, n_rel=90):
+    spectrum = oscillator_spectrum(dim=1, n_shells=6, omega=1.0)
+    flow, params = _strong_flow(kind, *spins, 1, None, TRAP_SCALE[kind])
+    nodes, weights = _trap_nodes(n_com, n_rel)
+    orbitals = make_oscillator_orbitals(spectrum, omega=1.0)
+    occs = jnp.array(TRAP_SETS[spins])
+    run = jax.jit(lambda p, x, w: _overlaps(flow, p, orbitals, spins, occs, x, w,
+                                            n_com // 25, inner=2.0))  # fmt: skip
+    return jax.tree.map(np.asarray, run(params, nodes, weights))
+
+
+def _error(overlap):
+    return float(np.abs(overlap - np.eye(len(overlap))).max())
+
+
+# Convergence of max|S - 1| (test_quadrature_convergence, -m slow):
+#   box, m_rel = 16, 24, 32, 48, 64, 96: 1e-3, 3.6e-5, 2.8e-6, 7.4e-9, 2.8e-11, 1.9e-12
+#   (the full 16^4 grid gives the same S to 1e-15). Asserted at m_rel = 64: 1e-9.
+def test_orthonormal_in_periodic_box_with_strong_backflow():
+    r = _box_result(64)
+    assert r["n_nan"] == 0, "the flow folds space on the grid"
+    assert r["displacement"] > 0.04 * BOX_LENGTH and r["log_det"] > 0.3
+    assert np.abs(r["fidelity"]).max() < 0.99  # the flow changes every Psi_K
+    assert _error(r["flow"]) < 1e-9
+    assert _error(r["identity"]) < 1e-12  # exact for band-limited plane waves
+    assert _error(r["no_jacobian"]) > 1e-2  # teeth: a wrong normalization fails
+
+
+# Errors at (n_com, n_rel) = (200, 90); see the slow test for the convergence:
+#   backflow (2,0): 1e-12, (1,1): 1e-12; ode (2,0): 1e-12; ode (1,1): 1.7e-8. The
+#   spinful RK4 map is only piecewise smooth (|x1 - x2| along a trajectory that crosses
+#   x1 = x2 off r = 0), so that case converges algebraically: 6e-9 at n_rel = 120.
+TRAP_TOL = {("backflow", (2, 0)): 1e-10, ("backflow", (1, 1)): 1e-10,
+            ("ode", (2, 0)): 1e-10, ("ode", (1, 1)): 1e-7}  # fmt: skip
+SLOW = pytest.mark.slow  # the ODE flow takes most of the compile time
+
+
+@pytest.mark.parametrize(
+    "kind, spins",
+    [(k, s) if k == "backflow" else pytest.param(k, s, marks=SLOW) for k, s in TRAP_TOL],
+)
+def test_orthonormal_in_1d_trap_with_strong_flow(kind, spins):
+    r = _trap_result(kind, spins)
+    assert r["n_nan"] == 0, "the flow folds space on the quadrature domain"
+    assert r["displacement"] > 0.04 and r["log_det"] > 0.1
+    assert np.abs(r["fidelity"]).max() < 0.999
+    assert _error(r["flow"]) < TRAP_TOL[kind, spins]
+    assert _error(r["identity"]) < 1e-12
+    assert _error(r["no_jacobian"]) > 1e-2
+
+
+# ------------------------------------------------------------------ antisymmetry
+SPINFUL = (3, 2)
+SPINFUL_OCC = jnp.array([0, 2, 4, 1, 3])  # up modes, then down modes
+UP_SWAP, DOWN_SWAP, ACROSS = [1, 0, 2, 3, 4], [0, 1, 2, 4, 3], [3, 1, 2, 0, 4]
+
+
+def _spinful_orbitals(geometry):
+    if geometry == "box":
+        spectrum = plane_wave_spectrum(dim=2, emax=2, box_length=BOX_LENGTH, twist=TWIST)
+        return make_plane_wave_orbitals(spectrum, BOX_LENGTH)
+    spectrum = oscillator_spectrum(dim=2, n_shells=3, omega=1.0)
+    return make_oscillator_orbitals(spectrum, omega=1.0)
+
+
+def _spinful_log_psi(geometry, seed):
+    """log Psi_K for 3 up + 2 down in a 2D box (backflow) or 2D trap (ODE flow), with
+    the STRONG residual scales of tests/models/test_flows.py."""
+    if geometry == "box":
+        flow, params = _strong_flow("backflow", *SPINFUL, 2, BOX_LENGTH, 0.2, seed)
+    else:
+        flow, params = _strong_flow("ode", *SPINFUL, 2, None, 0.1, seed)
+    log_psi = make_log_psi(
+        orbitals=_spinful_orbitals(geometry), flow_apply=flow.apply, n_up=3, n_down=2
+    )
+    return log_psi, flow, params
+
+
+@functools.cache
+def _spinful_check(geometry):
+    """Jitted (params, x: (batch, 5, 2)) -> log Psi_K at x and its exchanged images,
+    the flow output, and log Psi_K of the identity flow at zeta."""
+    log_psi, flow, _ = _spinful_log_psi(geometry, 0)
+    plain = make_log_psi(
+        orbitals=_spinful_orbitals(geometry),
+        flow_apply=make_identity_flow().apply, n_up=3, n_down=2,
+    )  # fmt: skip
+
+    def check(params, x):
+        images = jnp.stack([x, x[UP_SWAP], x[DOWN_SWAP], x[ACROSS]])
+        values = jax.vmap(log_psi, (None, None, 0))(params, SPINFUL_OCC, images)
+        zeta, log_det = flow.apply(params, x)
+        return values, zeta, log_det, plain(None, SPINFUL_OCC, zeta)
+
+    return jax.jit(jax.vmap(check, (None, 0)))
+
+
+@functools.cache
+def _spinful_result(geometry, seed):
+    _, _, params = _spinful_log_psi(geometry, seed)
+    x = jax.random.normal(jax.random.key(seed + 10), (6, 5, 2))
+    x = x * BOX_LENGTH if geometry == "box" else x
+    values, zeta, log_det, plain = _spinful_check(geometry)(params, x)
+    return dict(x=x, values=values, zeta=zeta, log_det=log_det, plain=plain)
+
+
+@pytest.mark.parametrize("geometry", ["box", "trap"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_antisymmetric_within_spin_blocks(geometry, seed):
+    r = _spinful_result(geometry, seed)
+    assert float(jnp.abs(r["zeta"] - r["x"]).max()) > 0.04
+    assert float(jnp.abs(r["log_det"]).max()) > 0.1
+    assert bool(jnp.all(jnp.isfinite(r["values"].real)))
+    ratio = np.exp(np.asarray(r["values"] - r["values"][:, :1]))  # (batch, image)
+    np.testing.assert_allclose(ratio[:, 1:3], -1.0, rtol=0, atol=1e-12)
+    # An up and a down electron are distinguishable: no sign rule for that exchange.
+    assert np.abs(np.abs(ratio[:, 3]) - 1).max() > 1e-2
+
+
+@pytest.mark.parametrize("geometry", ["box", "trap"])
+def test_flow_enters_as_orbitals_at_zeta_times_sqrt_jacobian(geometry):
+    r = _spinful_result(geometry, 0)
+    expected = r["plain"] + 0.5 * r["log_det"]
+    np.testing.assert_allclose(np.exp(r["values"][:, 0] - expected), 1, atol=1e-10)
+
+
+# ------------------------------------------------------------------ structure
+def _numpy_log_det(quantum_numbers, r, twist, box_length):
+    """log det [exp(i k_a . r_j) / sqrt(L^dim)] with k = 2 pi (n + twist) / L."""
+    k = 2 * np.pi * (np.asarray(quantum_numbers) + np.asarray(twist)) / box_length
+    matrix = np.exp(1j * k @ np.asarray(r).T) / np.sqrt(box_length ** r.shape[1])
+    sign, log_abs = np.linalg.slogdet(matrix)
+    return log_abs + 1j * np.angle(sign)
+
+
+@pytest.mark.parametrize("n_up, n_down", [(3, 2), (2, 0), (0, 2), (1, 1), (4, 3)])
+def test_identity_flow_gives_product_of_spin_determinants(key, n_up, n_down):
+    box_length, twist = 1.7, (0.25, -0.1)
+    spectrum = plane_wave_spectrum(dim=2, emax=4, box_length=box_length, twist=twist)
+    log_psi = make_log_psi(
+        orbitals=make_plane_wave_orbitals(spectrum, box_length),
+        flow_apply=make_identity_flow().apply, n_up=n_up, n_down=n_down,
+    )  # fmt: skip
+    key_up, key_down, key_x = jax.random.split(key, 3)
+    m = len(spectrum.energies)
+    up = jax.random.choice(key_up, m, (n_up,), replace=False)
+    down = jax.random.choice(key_down, m, (n_down,), replace=False)
+    x = np.asarray(jax.random.uniform(key_x, (n_up + n_down, 2))) * box_length
+    value = complex(log_psi(None, jnp.concatenate([up, down]), x))
+    qn = spectrum.quantum_numbers
+    expected = (
+        _numpy_log_det(qn[np.asarray(up)], x[:n_up], twist, box_length)
+        + _numpy_log_det(qn[np.asarray(down)], x[n_up:], twist, box_length)
+        - 0.5 * math.log(math.factorial(n_up) * math.factorial(n_down))
+    )
+    # Compare log|Psi| and the phase modulo 2 pi.
+    np.testing.assert_allclose(value.real, expected.real, rtol=1e-10)
+    np.testing.assert_allclose(np.exp(1j * (value.imag - expected.imag)), 1, atol=1e-10)
+
+
+def test_fixed_occupation_matches_log_psi(key):
+    log_psi, _, params = _spinful_log_psi("box", 0)
+    occ = [0, 1, 2, 0, 3]
+    x = jax.random.uniform(key, (5, 2)) * BOX_LENGTH
+    fixed = make_log_psi_fixed(log_psi, occ)(params, x)
+    assert fixed.shape == ()
+    assert complex(fixed) == complex(log_psi(params, jnp.array(occ), x))
+
+
+def _dilation(params, x):
+    """zeta = a x, log|det| = n dim log|a|: a flow whose log-det is in x.dtype."""
+    return params * x, x.size * jnp.log(jnp.abs(params))
+
+
+@pytest.mark.parametrize("geometry", ["box", "trap"])
+@pytest.mark.parametrize("dtype, complex_dtype",
+                         [(jnp.float32, jnp.complex64), (jnp.float64, jnp.complex128)])  # fmt: skip
+def test_dtype_follows_positions(geometry, dtype, complex_dtype):
+    x = jax.random.uniform(jax.random.key(0), (5, 2), dtype)
+    log_psi = make_log_psi(
+        orbitals=_spinful_orbitals(geometry), flow_apply=_dilation, n_up=3, n_down=2
+    )
+    value = log_psi(jnp.asarray(1.3, dtype), SPINFUL_OCC, x)
+    assert value.shape == () and value.dtype == complex_dtype
+    assert bool(jnp.isfinite(value.real))
+
+
+# ------------------------------------------------------------------ occupations
+@pytest.mark.parametrize(
+    "dim, n_up, n_down, expected",
+    [(2, 5, 5, [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]), (2, 9, 1, list(range(9)) + [0]),
+     (2, 0, 5, [0, 1, 2, 3, 4]), (2, 1, 0, [0]), (2, 13, 13, list(range(13)) * 2)],
+)  # fmt: skip
+def test_closed_shell_occupation_plane_waves(dim, n_up, n_down, expected):
+    # 2D plane waves at the Gamma point: shells of 1, 4, 4, 4 modes (|n|^2 = 0, 1, 2, 4).
+    spectrum = plane_wave_spectrum(dim=dim, emax=4, box_length=1.0)
+    occ = closed_shell_occupation(spectrum, n_up, n_down)
+    assert occ.tolist() == expected and np.issubdtype(occ.dtype, np.integer)
+
+
+def test_closed_shell_occupation_oscillator_and_twist():
+    trap = oscillator_spectrum(dim=2, n_shells=3, omega=1.0)  # shells of 1, 2, 3
+    assert closed_shell_occupation(trap, 3, 1).tolist() == [0, 1, 2, 0]
+    assert closed_shell_occupation(trap, 6, 6).tolist() == list(range(6)) * 2
+    # A generic twist lifts every degeneracy, so any particle number is closed.
+    twisted = plane_wave_spectrum(dim=2, emax=4, box_length=1.0, twist=(0.1, 0.23))
+    assert closed_shell_occupation(twisted, 2, 3).tolist() == [0, 1, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "n_up, n_down, match",
+    [(2, 0, "n_up=2 fills a degenerate shell"), (1, 3, "n_down=3 fills a degenerate"),
+     (14, 0, "keeps only 13"), (-1, 1, "n_up"), (1, 1.5, "n_down")],
+)  # fmt: skip
+def test_closed_shell_occupation_rejects_bad_input(n_up, n_down, match):
+    spectrum = plane_wave_spectrum(dim=2, emax=4, box_length=1.0)  # 13 modes
+    with pytest.raises(ValueError, match=match):
+        closed_shell_occupation(spectrum, n_up, n_down)
+
+
+def test_factories_reject_bad_input():
+    spectrum = plane_wave_spectrum(dim=2, emax=1, box_length=1.0)
+    kwargs = dict(orbitals=make_plane_wave_orbitals(spectrum, 1.0),
+                  flow_apply=make_identity_flow().apply)  # fmt: skip
+    for n_up, n_down, match in [(-1, 1, "n_up"), (1, -2, "n_down"),
+                                (0, 0, "n_up \\+ n_down"), (1.5, 0, "n_up")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            make_log_psi(n_up=n_up, n_down=n_down, **kwargs)
+    log_psi = make_log_psi(n_up=2, n_down=0, **kwargs)
+    for occ in ([0.0, 1.0], [[0, 1]]):
+        with pytest.raises(ValueError, match="occ must be a 1-d array of integer"):
+            make_log_psi_fixed(log_psi, occ)
+    with pytest.raises(TypeError, match="occ must hold integer"):
+        log_psi(None, jnp.array([0.0, 1.0]), jnp.zeros((2, 2)))
