@@ -34,8 +34,8 @@ BOX_SETS = [
     ((1, 0), (0, 1)), ((0, 0), (1, 1)), ((1, 0), (-1, 0)),
     ((0, 1), (0, -1)), ((1, -1), (-1, 1)), ((0, 0), (1, 0)),
 ]  # fmt: skip
-# Residual scales of the 1D trap flows: the largest round values with no fold
-# (NaN log-det) on the quadrature domain |x_i| <= 11.
+# Residual scales of the 1D trap flows: no fold (NaN log-det) on the quadrature domain
+# |x_i| <= 11 (the backflow folds there from about 0.1 on).
 TRAP_SCALE = {"backflow": 0.08, "ode": 0.2}
 TRAP_SETS = {  # 1D oscillator modes; several pairs share a parity
     (2, 0): [[0, 1], [0, 3], [1, 2], [2, 3], [0, 2], [1, 3], [0, 4]],
@@ -54,48 +54,67 @@ def _with_scales(params, value):
     return jax.tree_util.tree_map_with_path(set_scale, params)
 
 
-def _strong_flow(kind, n_up, n_down, dim, box_length, scale, seed=0):
+@functools.cache
+def _flow_and_init(kind, n_up, n_down, dim, box_length):
     flow = FLOWS[kind](n_up=n_up, n_down=n_down, dim=dim, box_length=box_length)
-    x0 = jnp.zeros((n_up + n_down, dim))
-    return flow, _with_scales(flow.init(jax.random.key(seed), x0), scale)
+    return flow, jax.jit(flow.init)  # one compile beats op-by-op flax init
 
 
-def _overlaps(flow, params, orbitals, spins, occs, nodes, weights, n_chunks, inner):
-    """Overlap matrices of Psi_K, (K, K), by quadrature over nodes (points, n, dim).
+def _strong_flow(kind, n_up, n_down, dim, box_length, scale, seed=0):
+    flow, init = _flow_and_init(kind, n_up, n_down, dim, box_length)
+    params = init(jax.random.key(seed), jnp.zeros((n_up + n_down, dim)))
+    return flow, _with_scales(params, scale)
 
-    Returns them for the flow, the identity and the flow without its Jacobian factor,
-    the fidelities <Psi_K^identity|Psi_K^flow> and flow diagnostics (inner: only nodes
-    with all |x_i| < inner, where the density is not negligible).
+
+def _overlaps(flow, params, orbitals, spins, occs, nodes, weights, inner):
+    """Overlap matrices (K, K) of Psi_K by quadrature over nodes (points, n, dim).
+
+    Returns them for the flow, for the identity flow and for the flow without its
+    Jacobian factor, the fidelities |<Psi_K^identity|Psi_K^flow>| (K,) and flow
+    diagnostics (inner: only nodes with all |x_i| < inner, where the density is not
+    negligible).
     """
-    n_up, n_down = spins
+    log_psi, plain = (
+        make_log_psi(orbitals=orbitals, flow_apply=apply, n_up=spins[0], n_down=spins[1])
+        for apply in (flow.apply, make_identity_flow().apply)
+    )
 
     def point(x):
+        values = jnp.exp(jax.vmap(log_psi, (None, 0, None))(params, occs, x))
         zeta, log_det = flow.apply(params, x)
-        # The wrong normalization reuses the flow output at this x (one compile).
-        no_jacobian = lambda p, y: (zeta, jnp.zeros_like(log_det))  # noqa: E731
-        applies = [flow.apply, no_jacobian, make_identity_flow().apply]
-        values = [
-            jnp.exp(jax.vmap(make_log_psi(orbitals=orbitals, flow_apply=apply,
-                    n_up=n_up, n_down=n_down), (None, 0, None))(params, occs, x))
-            for apply in applies
-        ]  # fmt: skip
-        diagnostics = jnp.stack([jnp.abs(zeta - x).max(), jnp.abs(log_det)])
-        return values, diagnostics * jnp.all(jnp.abs(x) < inner), jnp.isnan(log_det)
+        mask = jnp.all(jnp.abs(x) < inner)
+        return dict(
+            flow=values,
+            identity=jnp.exp(jax.vmap(plain, (None, 0, None))(None, occs, x)),
+            no_jacobian=values * jnp.exp(-0.5 * log_det),  # the wrong normalization
+            displacement=jnp.where(mask, jnp.abs(zeta - x).max(), 0),
+            log_det=jnp.where(mask, jnp.abs(log_det), 0),
+            nan=jnp.isnan(log_det),
+        )
 
-    def chunk(args):
-        x, w = args
-        (flow_psi, wrong, ident), diagnostics, nan = jax.vmap(point)(x)
-        gram = lambda a, b: jnp.einsum("p,pk,pl->kl", w, a.conj(), b)  # noqa: E731
-        fidelity = jnp.einsum("p,pk,pk->k", w, ident.conj(), flow_psi)
-        return (gram(flow_psi, flow_psi), gram(wrong, wrong), gram(ident, ident),
-                fidelity, diagnostics.max(0), nan.sum())  # fmt: skip
+    v = jax.vmap(point)(nodes)
+    gram = {
+        name: jnp.einsum("p,pk,pl->kl", weights, v[name].conj(), v[name])
+        for name in ("flow", "identity", "no_jacobian")
+    }
+    fidelity = jnp.einsum("p,pk,pk->k", weights, v["identity"].conj(), v["flow"])
+    return gram | dict(fidelity=fidelity, displacement=v["displacement"].max(),
+                       log_det=v["log_det"].max(), n_nan=v["nan"].sum())  # fmt: skip
 
-    split = (nodes.reshape(n_chunks, -1, *nodes.shape[1:]), weights.reshape(n_chunks, -1))
-    *sums, diagnostics, nan = jax.lax.map(chunk, split)
-    names = ["flow", "no_jacobian", "identity", "fidelity"]
-    out = {name: total.sum(0) for name, total in zip(names, sums, strict=True)}
-    displacement, log_det = diagnostics.max(0)
-    return out | {"displacement": displacement, "log_det": log_det, "n_nan": nan.sum()}
+
+def _integrate(run, params, nodes, weights, max_points=2**16):
+    """Sum the quadrature of ``run`` (a jitted _overlaps) over equal chunks of nodes."""
+    n = len(nodes)
+    n_parts = next(d for d in range(1, n + 1) if n % d == 0 and n // d <= max_points)
+    parts = [
+        jax.tree.map(np.asarray, run(params, x, w))
+        for x, w in zip(jnp.split(nodes, n_parts), jnp.split(weights, n_parts), strict=True)
+    ]  # fmt: skip
+    out = {k: sum(part[k] for part in parts) for k in parts[0]}
+    out["fidelity"] = np.abs(out["fidelity"])
+    for k in ("displacement", "log_det"):
+        out[k] = max(part[k] for part in parts)
+    return out
 
 
 def _box_nodes(m_rel, m_com):
@@ -128,8 +147,8 @@ def _box_result(m_rel, m_com=4):
     nodes, weights = _box_nodes(m_rel, m_com)
     orbitals = make_plane_wave_orbitals(spectrum, BOX_LENGTH)
     run = jax.jit(lambda p, x, w: _overlaps(flow, p, orbitals, (2, 0), occs, x, w,
-                                            m_com**2, inner=BOX_LENGTH + 1))  # fmt: skip
-    return jax.tree.map(np.asarray, run(params, nodes, weights))
+                                            inner=BOX_LENGTH + 1))  # fmt: skip
+    return _integrate(run, params, nodes, weights)
 
 
 def _trap_nodes(n_com, n_rel):
@@ -158,17 +177,17 @@ def _trap_result(kind, spins, n_com=200, n_rel=90):
     orbitals = make_oscillator_orbitals(spectrum, omega=1.0)
     occs = jnp.array(TRAP_SETS[spins])
     run = jax.jit(lambda p, x, w: _overlaps(flow, p, orbitals, spins, occs, x, w,
-                                            n_com // 25, inner=2.0))  # fmt: skip
-    return jax.tree.map(np.asarray, run(params, nodes, weights))
+                                            inner=2.0))  # fmt: skip
+    return _integrate(run, params, nodes, weights)
 
 
 def _error(overlap):
     return float(np.abs(overlap - np.eye(len(overlap))).max())
 
 
-# Convergence of max|S - 1| (test_quadrature_convergence, -m slow):
-#   box, m_rel = 16, 24, 32, 48, 64, 96: 1e-3, 3.6e-5, 2.8e-6, 7.4e-9, 2.8e-11, 1.9e-12
-#   (the full 16^4 grid gives the same S to 1e-15). Asserted at m_rel = 64: 1e-9.
+# max|S - 1| against m_rel (test_box_quadrature_convergence, -m slow): 16: 1.0e-3,
+# 24: 3.6e-5, 32: 2.8e-6, 48: 7.4e-9, 64: 2.8e-11, 96: 1.9e-12 (exponential; the full
+# 16^4 grid gives the same S to 9e-16). Asserted at m_rel = 64 with tol 1e-9.
 def test_orthonormal_in_periodic_box_with_strong_backflow():
     r = _box_result(64)
     assert r["n_nan"] == 0, "the flow folds space on the grid"
@@ -179,10 +198,12 @@ def test_orthonormal_in_periodic_box_with_strong_backflow():
     assert _error(r["no_jacobian"]) > 1e-2  # teeth: a wrong normalization fails
 
 
-# Errors at (n_com, n_rel) = (200, 90); see the slow test for the convergence:
-#   backflow (2,0): 1e-12, (1,1): 1e-12; ode (2,0): 1e-12; ode (1,1): 1.7e-8. The
-#   spinful RK4 map is only piecewise smooth (|x1 - x2| along a trajectory that crosses
-#   x1 = x2 off r = 0), so that case converges algebraically: 6e-9 at n_rel = 120.
+# max|S - 1| at (n_com, n_rel) = (200, 90) and (400, 180) (test_trap_quadrature_
+# convergence, -m slow): backflow (2,0) 8e-15, 6e-15; backflow (1,1) 8e-12, 1.4e-14;
+# ode (2,0) 1.8e-13, 6e-15; ode (1,1) 1.7e-8, 3.5e-9. (n_com = 60, 120, 240 at
+# n_rel = 60 gave 3e-5, 5e-8, 1.5e-13 for backflow (1,1): n_com limits.) The spinful
+# RK4 map is only piecewise smooth (|x1 - x2| along trajectories that cross x1 = x2
+# away from r = 0), so that case converges algebraically and gets a looser tolerance.
 TRAP_TOL = {("backflow", (2, 0)): 1e-10, ("backflow", (1, 1)): 1e-10,
             ("ode", (2, 0)): 1e-10, ("ode", (1, 1)): 1e-7}  # fmt: skip
 SLOW = pytest.mark.slow  # the ODE flow takes most of the compile time
@@ -195,8 +216,9 @@ SLOW = pytest.mark.slow  # the ODE flow takes most of the compile time
 def test_orthonormal_in_1d_trap_with_strong_flow(kind, spins):
     r = _trap_result(kind, spins)
     assert r["n_nan"] == 0, "the flow folds space on the quadrature domain"
+    # Diagnostics over |x_i| < 2, where the density is not negligible.
     assert r["displacement"] > 0.04 and r["log_det"] > 0.1
-    assert np.abs(r["fidelity"]).max() < 0.999
+    assert np.abs(r["fidelity"]).max() < 0.999  # the flow changes every Psi_K
     assert _error(r["flow"]) < TRAP_TOL[kind, spins]
     assert _error(r["identity"]) < 1e-12
     assert _error(r["no_jacobian"]) > 1e-2
@@ -205,7 +227,8 @@ def test_orthonormal_in_1d_trap_with_strong_flow(kind, spins):
 # ------------------------------------------------------------------ antisymmetry
 SPINFUL = (3, 2)
 SPINFUL_OCC = jnp.array([0, 2, 4, 1, 3])  # up modes, then down modes
-UP_SWAP, DOWN_SWAP, ACROSS = [1, 0, 2, 3, 4], [0, 1, 2, 4, 3], [3, 1, 2, 0, 4]
+UP_SWAP, DOWN_SWAP = np.array([1, 0, 2, 3, 4]), np.array([0, 1, 2, 4, 3])
+ACROSS = np.array([3, 1, 2, 0, 4])  # swaps an up and a down electron
 
 
 def _spinful_orbitals(geometry):
@@ -217,12 +240,11 @@ def _spinful_orbitals(geometry):
 
 
 def _spinful_log_psi(geometry, seed):
-    """log Psi_K for 3 up + 2 down in a 2D box (backflow) or 2D trap (ODE flow), with
-    the STRONG residual scales of tests/models/test_flows.py."""
-    if geometry == "box":
-        flow, params = _strong_flow("backflow", *SPINFUL, 2, BOX_LENGTH, 0.2, seed)
-    else:
-        flow, params = _strong_flow("ode", *SPINFUL, 2, None, 0.1, seed)
+    """log Psi_K for 3 up + 2 down in a 2D box or a 2D trap, with a backflow at the
+    STRONG residual scales of tests/models/test_flows.py."""
+    box_length = BOX_LENGTH if geometry == "box" else None
+    scale = 0.2 if geometry == "box" else 0.03
+    flow, params = _strong_flow("backflow", *SPINFUL, 2, box_length, scale, seed)
     log_psi = make_log_psi(
         orbitals=_spinful_orbitals(geometry), flow_apply=flow.apply, n_up=3, n_down=2
     )
@@ -231,9 +253,9 @@ def _spinful_log_psi(geometry, seed):
 
 @functools.cache
 def _spinful_check(geometry):
-    """Jitted (params, x: (batch, 5, 2)) -> log Psi_K at x and its exchanged images,
-    the flow output, and log Psi_K of the identity flow at zeta."""
-    log_psi, flow, _ = _spinful_log_psi(geometry, 0)
+    """Jitted (params, x: (batch, 5, 2)) -> log Psi_K at x and at its exchanged
+    images (batch, 4), and log Psi_K of the identity flow at x (batch,)."""
+    log_psi, _, _ = _spinful_log_psi(geometry, 0)
     plain = make_log_psi(
         orbitals=_spinful_orbitals(geometry),
         flow_apply=make_identity_flow().apply, n_up=3, n_down=2,
@@ -242,39 +264,25 @@ def _spinful_check(geometry):
     def check(params, x):
         images = jnp.stack([x, x[UP_SWAP], x[DOWN_SWAP], x[ACROSS]])
         values = jax.vmap(log_psi, (None, None, 0))(params, SPINFUL_OCC, images)
-        zeta, log_det = flow.apply(params, x)
-        return values, zeta, log_det, plain(None, SPINFUL_OCC, zeta)
+        return values, plain(None, SPINFUL_OCC, x)
 
     return jax.jit(jax.vmap(check, (None, 0)))
-
-
-@functools.cache
-def _spinful_result(geometry, seed):
-    _, _, params = _spinful_log_psi(geometry, seed)
-    x = jax.random.normal(jax.random.key(seed + 10), (6, 5, 2))
-    x = x * BOX_LENGTH if geometry == "box" else x
-    values, zeta, log_det, plain = _spinful_check(geometry)(params, x)
-    return dict(x=x, values=values, zeta=zeta, log_det=log_det, plain=plain)
 
 
 @pytest.mark.parametrize("geometry", ["box", "trap"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_antisymmetric_within_spin_blocks(geometry, seed):
-    r = _spinful_result(geometry, seed)
-    assert float(jnp.abs(r["zeta"] - r["x"]).max()) > 0.04
-    assert float(jnp.abs(r["log_det"]).max()) > 0.1
-    assert bool(jnp.all(jnp.isfinite(r["values"].real)))
-    ratio = np.exp(np.asarray(r["values"] - r["values"][:, :1]))  # (batch, image)
+    _, _, params = _spinful_log_psi(geometry, seed)
+    x = jax.random.normal(jax.random.key(seed + 10), (6, 5, 2))
+    x = x * BOX_LENGTH if geometry == "box" else x
+    values, plain = _spinful_check(geometry)(params, x)
+    assert bool(jnp.all(jnp.isfinite(values.real)))
+    # The flow changes |Psi_K| by more than 10% somewhere (it is far from identity).
+    assert float(jnp.abs(values[:, 0].real - plain.real).max()) > 0.1
+    ratio = np.exp(np.asarray(values - values[:, :1]))  # (batch, image)
     np.testing.assert_allclose(ratio[:, 1:3], -1.0, rtol=0, atol=1e-12)
     # An up and a down electron are distinguishable: no sign rule for that exchange.
     assert np.abs(np.abs(ratio[:, 3]) - 1).max() > 1e-2
-
-
-@pytest.mark.parametrize("geometry", ["box", "trap"])
-def test_flow_enters_as_orbitals_at_zeta_times_sqrt_jacobian(geometry):
-    r = _spinful_result(geometry, 0)
-    expected = r["plain"] + 0.5 * r["log_det"]
-    np.testing.assert_allclose(np.exp(r["values"][:, 0] - expected), 1, atol=1e-10)
 
 
 # ------------------------------------------------------------------ structure
@@ -290,16 +298,16 @@ def _numpy_log_det(quantum_numbers, r, twist, box_length):
 def test_identity_flow_gives_product_of_spin_determinants(key, n_up, n_down):
     box_length, twist = 1.7, (0.25, -0.1)
     spectrum = plane_wave_spectrum(dim=2, emax=4, box_length=box_length, twist=twist)
-    log_psi = make_log_psi(
+    log_psi = jax.jit(make_log_psi(
         orbitals=make_plane_wave_orbitals(spectrum, box_length),
         flow_apply=make_identity_flow().apply, n_up=n_up, n_down=n_down,
-    )  # fmt: skip
+    ))  # fmt: skip
     key_up, key_down, key_x = jax.random.split(key, 3)
     m = len(spectrum.energies)
-    up = jax.random.choice(key_up, m, (n_up,), replace=False)
-    down = jax.random.choice(key_down, m, (n_down,), replace=False)
+    up = np.asarray(jax.random.permutation(key_up, m))[:n_up]
+    down = np.asarray(jax.random.permutation(key_down, m))[:n_down]
     x = np.asarray(jax.random.uniform(key_x, (n_up + n_down, 2))) * box_length
-    value = complex(log_psi(None, jnp.concatenate([up, down]), x))
+    value = complex(log_psi(None, np.concatenate([up, down]), x))
     qn = spectrum.quantum_numbers
     expected = (
         _numpy_log_det(qn[np.asarray(up)], x[:n_up], twist, box_length)
@@ -311,18 +319,33 @@ def test_identity_flow_gives_product_of_spin_determinants(key, n_up, n_down):
     np.testing.assert_allclose(np.exp(1j * (value.imag - expected.imag)), 1, atol=1e-10)
 
 
+def _dilation(params, x):
+    """zeta = a x, log|det| = n dim log|a|: a flow whose log-det is in x.dtype."""
+    return params * x, x.size * jnp.log(jnp.abs(params))
+
+
+@pytest.mark.parametrize("geometry", ["box", "trap"])
+def test_flow_enters_as_orbitals_at_zeta_times_sqrt_jacobian(key, geometry):
+    # log Psi_K(x) = log Psi_K^identity(zeta) + 1/2 log|det d zeta / d x|, exactly.
+    orbitals, occ = _spinful_orbitals(geometry), jnp.array([1, 0, 3, 2, 0])
+    flowed, plain = (
+        jax.jit(make_log_psi(orbitals=orbitals, flow_apply=apply, n_up=3, n_down=2))
+        for apply in (_dilation, make_identity_flow().apply)
+    )
+    x = jax.random.normal(key, (5, 2))
+    expected = plain(None, occ, 0.8 * x) + 0.5 * 10 * math.log(0.8)
+    np.testing.assert_allclose(np.exp(flowed(0.8, occ, x) - expected), 1, atol=1e-12)
+
+
 def test_fixed_occupation_matches_log_psi(key):
-    log_psi, _, params = _spinful_log_psi("box", 0)
-    occ = [0, 1, 2, 0, 3]
+    log_psi = make_log_psi(
+        orbitals=_spinful_orbitals("box"), flow_apply=_dilation, n_up=3, n_down=2
+    )
+    params, occ = jnp.asarray(0.9), [0, 1, 2, 0, 3]
     x = jax.random.uniform(key, (5, 2)) * BOX_LENGTH
     fixed = make_log_psi_fixed(log_psi, occ)(params, x)
     assert fixed.shape == ()
     assert complex(fixed) == complex(log_psi(params, jnp.array(occ), x))
-
-
-def _dilation(params, x):
-    """zeta = a x, log|det| = n dim log|a|: a flow whose log-det is in x.dtype."""
-    return params * x, x.size * jnp.log(jnp.abs(params))
 
 
 @pytest.mark.parametrize("geometry", ["box", "trap"])
@@ -333,7 +356,7 @@ def test_dtype_follows_positions(geometry, dtype, complex_dtype):
     log_psi = make_log_psi(
         orbitals=_spinful_orbitals(geometry), flow_apply=_dilation, n_up=3, n_down=2
     )
-    value = log_psi(jnp.asarray(1.3, dtype), SPINFUL_OCC, x)
+    value = jax.jit(log_psi)(jnp.asarray(1.3, dtype), SPINFUL_OCC, x)
     assert value.shape == () and value.dtype == complex_dtype
     assert bool(jnp.isfinite(value.real))
 
@@ -385,3 +408,24 @@ def test_factories_reject_bad_input():
             make_log_psi_fixed(log_psi, occ)
     with pytest.raises(TypeError, match="occ must hold integer"):
         log_psi(None, jnp.array([0.0, 1.0]), jnp.zeros((2, 2)))
+
+
+# ------------------------------------------------------------------ convergence
+@pytest.mark.slow
+def test_box_quadrature_convergence():
+    # Fixing the x1 grid at 4 points per axis is exact (translation equivariance):
+    # the full 16^4 grid gives the same overlaps.
+    full, sheared = _box_result(16, m_com=16), _box_result(16)
+    assert np.abs(full["flow"] - sheared["flow"]).max() < 1e-13
+    # The quadrature error at m_rel = 64 is 10x below the tolerance of the fast test.
+    fine = _box_result(96)
+    assert np.abs(_box_result(64)["flow"] - fine["flow"]).max() < 1e-10
+    assert _error(fine["flow"]) < 1e-10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, spins", list(TRAP_TOL))
+def test_trap_quadrature_convergence(kind, spins):
+    default, fine = _trap_result(kind, spins), _trap_result(kind, spins, 400, 180)
+    assert np.abs(default["flow"] - fine["flow"]).max() < TRAP_TOL[kind, spins] / 5
+    assert _error(fine["flow"]) < TRAP_TOL[kind, spins] / 10
