@@ -70,7 +70,7 @@ def _overlaps(flow, params, orbitals, spins, occs, nodes, weights, inner):
     """Overlap matrices (K, K) of Psi_K by quadrature over nodes (points, n, dim).
 
     Returns them for the flow, for the identity flow and for the flow without its
-    Jacobian factor, the fidelities |<Psi_K^identity|Psi_K^flow>| (K,) and flow
+    Jacobian factor, the overlaps <Psi_K^identity|Psi_K^flow> (K,) and flow
     diagnostics (inner: only nodes with all |x_i| < inner, where the density is not
     negligible).
     """
