@@ -125,6 +125,12 @@ def _max_abs(a):
 
 
 parametrize_cases = pytest.mark.parametrize("kind,geometry,dim,seed", CASES)
+parametrize_box_cases = pytest.mark.parametrize(
+    "kind,geometry,dim,seed", [c for c in CASES if c[1] == "box"]
+)
+parametrize_trap_cases = pytest.mark.parametrize(
+    "kind,geometry,dim,seed", [c for c in CASES if c[1] == "trap"]
+)
 
 
 @parametrize_cases
@@ -156,19 +162,15 @@ def test_swapping_opposite_spins_is_not_a_symmetry(kind, geometry, dim, seed):
     assert _max_abs(r["across"] - r["zeta"][:, ACROSS]) > 1e-4
 
 
-@parametrize_cases
+@parametrize_box_cases  # lattice shifts and translations: symmetries of the box only
 def test_box_images_and_translations(kind, geometry, dim, seed):
-    if geometry != "box":
-        pytest.skip("lattice shifts and translations are symmetries of the box only")
     r = _evaluate(kind, geometry, dim, seed)
     assert _max_abs(r["lattice"] - (r["zeta"] + r["lattice_shift"])) < 1e-10
     assert _max_abs(r["shift"] - (r["zeta"] + r["common_shift"])) < 1e-10
 
 
-@parametrize_cases
+@parametrize_trap_cases  # rotations about the centre: symmetries of the trap only
 def test_trap_rotations(kind, geometry, dim, seed):
-    if geometry != "trap":
-        pytest.skip("rotations about the trap centre are symmetries of the trap only")
     r = _evaluate(kind, geometry, dim, seed)
     assert _max_abs(r["rotated"] - r["zeta"] @ r["rotation"].T) < 1e-10
 
