@@ -132,6 +132,8 @@ def make_sr_inputs(
     *,
     temperature: float,
     clip_width: float | None = 5.0,
+    occupation: bool = True,
+    wavefunction: bool = True,
 ) -> Callable:
     """Build the per-sample Jacobians and residuals of both networks.
 
@@ -140,6 +142,8 @@ def make_sr_inputs(
       log_psi: static, ``(wavefunction_params, occ: (n,), x: (n, dim)) -> ()`` complex.
       temperature: static, T in Hartree.
       clip_width: static, the clip window of the loss (the same value).
+      occupation: static, compute the p(K) part (else it is None).
+      wavefunction: static, compute the flow part (else it is None).
 
     Returns:
       ``(params: JointParams, state: JointState, values: LocalValues) ->
@@ -158,24 +162,30 @@ def make_sr_inputs(
         r_occ = (free - free.mean()) * scale
         r_psi = 2 * jnp.concatenate([real - real.mean(), imag - imag.mean()]) * scale
 
-        def one_log_p(p, o):
-            return log_prob(p, o[None])[0]
+        jac_occ = jac_psi = None
+        if occupation:
 
-        jac_occ = jax.vmap(jax.grad(one_log_p), in_axes=(None, 0))(params.occupation, occ)
+            def one_log_p(p, o):
+                return log_prob(p, o[None])[0]
 
-        def parts(p, o, y):
-            value = log_psi(p, o, y)
-            return jnp.real(value), jnp.imag(value)
+            jac_occ = jax.vmap(jax.grad(one_log_p), in_axes=(None, 0))(
+                params.occupation, occ
+            )
+            jac_occ = _centered_scaled(jac_occ, batch)
+        if wavefunction:
 
-        jac_re, jac_im = jax.vmap(jax.jacrev(parts), in_axes=(None, 0, 0))(
-            params.wavefunction, occ, x
-        )
-        jac_psi = jax.tree.map(
-            lambda a, b: jnp.concatenate([a, b]),
-            _centered_scaled(jac_re, batch),
-            _centered_scaled(jac_im, batch),
-        )
-        jacobians = JointParams(_centered_scaled(jac_occ, batch), jac_psi)
-        return jacobians, JointParams(r_occ, r_psi)
+            def parts(p, o, y):
+                value = log_psi(p, o, y)
+                return jnp.real(value), jnp.imag(value)
+
+            jac_re, jac_im = jax.vmap(jax.jacrev(parts), in_axes=(None, 0, 0))(
+                params.wavefunction, occ, x
+            )
+            jac_psi = jax.tree.map(
+                lambda a, b: jnp.concatenate([a, b]),
+                _centered_scaled(jac_re, batch),
+                _centered_scaled(jac_im, batch),
+            )
+        return JointParams(jac_occ, jac_psi), JointParams(r_occ, r_psi)
 
     return sr_inputs

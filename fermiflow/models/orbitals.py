@@ -91,18 +91,14 @@ def hermite_functions(y: ArrayLike, max_order: int) -> Array:
     if max_order == 0:
         return h0[None]
     h1 = jnp.asarray(math.sqrt(2.0), y.dtype) * y * h0
-    orders = np.arange(1, max_order)
-    up = jnp.asarray(np.sqrt(2.0 / (orders + 1.0)), y.dtype)
-    down = jnp.asarray(np.sqrt(orders / (orders + 1.0)), y.dtype)
-
-    def step(carry, coefficients):
-        h_prev, h_curr = carry
-        c_up, c_down = coefficients
-        h_next = c_up * y * h_curr - c_down * h_prev
-        return (h_curr, h_next), h_next
-
-    _, higher = jax.lax.scan(step, (h0, h1), (up, down))
-    return jnp.concatenate([h0[None], h1[None], higher], axis=0)
+    # A Python loop (max_order is static and small), not lax.scan: folx's forward
+    # Laplacian cannot trace a scan over input-dependent carries.
+    table = [h0, h1]
+    for order in range(1, max_order):
+        c_up = jnp.asarray(math.sqrt(2.0 / (order + 1.0)), y.dtype)
+        c_down = jnp.asarray(math.sqrt(order / (order + 1.0)), y.dtype)
+        table.append(c_up * y * table[-1] - c_down * table[-2])
+    return jnp.stack(table, axis=0)
 
 
 def make_oscillator_orbitals(spectrum: Spectrum, omega: float) -> OrbitalFn:
