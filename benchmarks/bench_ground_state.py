@@ -93,14 +93,14 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--sweeps", type=int, default=10)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--max-norm", type=float, default=0.05)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--eval-steps", type=int, default=100)
+    parser.add_argument("--eval-steps", type=int, default=1100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent
                                              / "results" / "ground_state_dot2_cpu.json"))

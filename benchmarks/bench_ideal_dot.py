@@ -1,0 +1,154 @@
+"""Acceptance 2 of the optimization issue: the ideal quantum dot with the full method.
+
+Six spin-polarized free electrons (coupling 0) in the 2D trap, omega = 1, beta = 2,
+oscillator modes of the first 4 shells (10 modes, all C(10, 6) = 210 sets). Both
+networks are trained from scratch: p(K) a categorical softmax over the 210 sets
+first pretrained alone against the ideal Boltzmann distribution from the uniform
+start (fermiflow.pretrain, the standard start of a finite-T run), then trained
+jointly with the flow, a residual backflow starting near (not at) the identity. The exact canonical F for the same cutoff comes from
+fermiflow.hamiltonians.free_fermions. The optimum is p = Boltzmann and the identity
+flow (von Neumann's trace inequality), so the flow must learn to stay at the
+identity: we report its displacement rms|zeta - x| at the start and the end.
+
+Run: python benchmarks/bench_ideal_dot.py [--steps S] [--batch B] [--out PATH]
+Writes benchmarks/results/ideal_dot6_cpu.json (one JSON line on stdout).
+"""
+
+# ruff: noqa: E402
+import pathlib
+import sys
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
+
+import argparse
+import json
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+from _common import environment
+
+from fermiflow.hamiltonians.free_fermions import canonical_ideal_gas
+from fermiflow.hamiltonians.systems import QuantumDot
+from fermiflow.loss import make_free_energy_loss
+from fermiflow.observables.blocking import blocking_error
+from fermiflow.optimizers import make_sr_inputs, natural_gradient
+from fermiflow.pretrain import pretrain
+from fermiflow.problem import make_quantum_problem
+from fermiflow.sampling.joint import make_joint_sampler
+from fermiflow.train import make_evaluate, make_train_step
+
+
+def _displacement(problem, params, x):
+    zeta = jax.vmap(lambda y: problem.flow.apply(params, y)[0])(x)
+    return float(jnp.sqrt(jnp.mean(jnp.sum((zeta - x) ** 2, -1))))
+
+
+def _free_energy(problem, values):
+    free = problem.temperature * values.log_p + jnp.real(values.kinetic + values.potential)
+    return np.asarray(free)
+
+
+def run(args) -> dict:
+    dot = QuantumDot(n_up=6, n_down=0, dim=2, omega=1.0, coupling=0.0, beta=2.0, n_shells=4)
+    problem = make_quantum_problem(
+        dot, occupation="categorical", occupation_options=dict(max_excitation=9.0),
+        flow="backflow", flow_options=dict(init_scale=args.init_scale),
+    )
+    exact = canonical_ideal_gas(problem.mode_energies, 6, dot.beta)
+    sampler = make_joint_sampler(problem.occupation_model, problem.log_psi, batch=args.batch,
+                                 n=6, dim=2, n_sweeps=args.sweeps, n_extra_sweeps=args.sweeps)
+    loss = make_free_energy_loss(problem.occupation_model.log_prob, problem.log_psi,
+                                 problem.potential, temperature=problem.temperature)
+    sr = make_sr_inputs(problem.occupation_model.log_prob, problem.log_psi,
+                        temperature=problem.temperature)
+    trainer = make_train_step(
+        sampler=sampler, loss=loss,
+        occupation_optimizer=natural_gradient(args.lr_occupation, damping=1e-3, max_norm=1.0),
+        wavefunction_optimizer=optax.adam(args.lr_flow),
+        sr_inputs=sr, occupation_sr=True, wavefunction_sr=False,
+    )
+    key_params, key_init, key_eval, key_pre = jax.random.split(jax.random.key(args.seed), 4)
+    start = time.perf_counter()
+    params = problem.init_params(key_params)
+    occupation, history = pretrain(
+        key_pre, problem.occupation_model, problem.mode_energies,
+        temperature=problem.temperature, n_steps=args.pretrain_steps, batch=1024,
+        optimizer=natural_gradient(1.0, damping=1e-3, max_norm=1.0), sr=True,
+        params=params.occupation,
+    )
+    pretrain_s = time.perf_counter() - start
+    pretrained = dict(free_energy=float(history.free_energy[-1]),
+                      free_energy_err=float(history.free_energy_err[-1]),
+                      entropy=float(history.entropy[-1]), wall_s=pretrain_s,
+                      steps=args.pretrain_steps, batch=1024)
+    print(json.dumps(dict(pretrained=pretrained)), file=sys.stderr)
+    state = jax.jit(trainer.init, static_argnums=2)(
+        key_init, params._replace(occupation=occupation), 20)
+    x0 = state.sampler_state.walkers.chain.position
+    displacement_start = _displacement(problem, state.params.wavefunction, x0)
+    step = jax.jit(trainer.step)
+    curve = []
+    for i in range(args.steps):
+        state, metrics = step(state)
+        e = metrics.estimates
+        curve.append(dict(step=i, free_energy=float(e.free_energy),
+                          free_energy_err=float(e.free_energy_err), entropy=float(e.entropy),
+                          energy=float(e.energy), acceptance=float(metrics.acceptance),
+                          applied=bool(metrics.update_applied)))
+        if i % 10 == 0:
+            print(json.dumps(curve[-1]), file=sys.stderr)
+    train_s = time.perf_counter() - start
+    evaluate = jax.jit(make_evaluate(sampler, loss), static_argnums=3)
+    final, values, _ = evaluate(key_eval, state.sampler_state, state.params, args.eval_steps)
+    free = _free_energy(problem, values)  # (steps, batch)
+    if not np.all(np.isfinite(free)):
+        raise FloatingPointError("non-finite local free energies in the evaluation")
+    means = free.mean(1)
+    err = float(blocking_error(means, name="batch-mean free energy"))
+    mean = float(means.mean())
+    entropy = -np.asarray(values.log_p)
+    return dict(
+        benchmark="ideal_dot6", exact_free_energy=float(exact.free_energy),
+        exact_entropy=float(exact.entropy), exact_energy=float(exact.energy),
+        free_energy=mean, free_energy_err=err, deviation=mean - float(exact.free_energy),
+        deviation_sigma=(mean - float(exact.free_energy)) / err,
+        entropy=float(entropy.mean()), entropy_err=float(blocking_error(entropy.mean(1))),
+        energy=float(np.asarray(values.kinetic.real + values.potential).mean()),
+        displacement_rms_start=displacement_start,
+        displacement_rms_end=_displacement(problem, state.params.wavefunction,
+                                           final.walkers.chain.position),
+        eval_samples=int(free.size), train_wall_s=train_s, pretrained=pretrained,
+        settings=vars(args),
+        curve=curve, environment=environment(),
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--pretrain-steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--sweeps", type=int, default=10)
+    parser.add_argument("--lr-occupation", type=float, default=1.0)
+    parser.add_argument("--lr-flow", type=float, default=1e-3)
+    parser.add_argument("--init-scale", type=float, default=0.02)
+    parser.add_argument("--eval-steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent
+                                             / "results" / "ideal_dot6_cpu.json"))
+    args = parser.parse_args(argv)
+    result = run(args)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+    keys = ("free_energy", "free_energy_err", "exact_free_energy", "deviation_sigma",
+            "displacement_rms_start", "displacement_rms_end", "train_wall_s")
+    print(json.dumps({k: result[k] for k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
