@@ -1,0 +1,150 @@
+"""`fermiflow observe`: a saved run is observed after a fresh Python start."""
+
+import json
+import os
+import subprocess
+import sys
+
+import arviz
+import numpy as np
+import pytest
+
+from fermiflow.config import load_config
+from fermiflow.observe import _clean, observe_run
+from fermiflow.run import start_run
+
+GAS = """
+[system]
+kind = "electron_gas"
+dim = 2
+n_up = 2
+n_down = 1
+rs = 2.0
+theta = 0.5
+emax = 2
+twist = [0.25, 0.25]
+[model]
+occupation = "categorical"
+max_excitation = 20.0
+flow = "backflow"
+depth = 1
+width_one = 4
+width_two = 4
+[sampler]
+batch = 32
+n_sweeps = 3
+n_extra_sweeps = 3
+n_thermalize = 5
+[optimizer]
+occupation = "adam"
+occupation_learning_rate = 0.01
+wavefunction = "adam"
+wavefunction_learning_rate = 1e-3
+[run]
+n_steps = 4
+checkpoint_every = 2
+n_eval_steps = 16
+"""
+
+DOT = """
+[system]
+kind = "quantum_dot"
+dim = 2
+n_up = 1
+n_down = 1
+omega = 1.0
+coupling = 1.0
+beta = 2.0
+n_shells = 2
+[model]
+occupation = "categorical"
+max_excitation = 3.0
+flow = "identity"
+[sampler]
+batch = 32
+n_sweeps = 3
+n_extra_sweeps = 2
+n_thermalize = 5
+[optimizer]
+occupation = "adam"
+occupation_learning_rate = 0.01
+[run]
+n_steps = 2
+checkpoint_every = 2
+n_eval_steps = 8
+"""
+
+
+def _observe_in_fresh_python(run_dir, *args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "fermiflow.observe", str(run_dir), *args],
+                            env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout, json.loads((run_dir / "observe" / "observables.json").read_text())
+
+
+@pytest.mark.slow
+def test_electron_gas_run_is_observed_after_a_fresh_start(tmp_path):
+    config_file = tmp_path / "gas.toml"
+    config_file.write_text(GAS)
+    run_dir = tmp_path / "gas"
+    summary = start_run(load_config(config_file), run_dir)
+    stdout, result = _observe_in_fresh_python(run_dir, "--samples", "1024")
+    assert "m*/m" in stdout
+    assert result["n_samples"] == 1024 and result["step"] == 4
+    thermo = result["thermodynamics"]["estimates"]
+    for name in ("free_energy", "energy", "kinetic", "potential", "entropy", "pressure"):
+        o = thermo[name]
+        assert np.isfinite(o["value"]) and o["error"] > 0 and o["n_samples"] == 1024
+    assert thermo["entropy"]["units"] == "k_B" and thermo["pressure"]["units"] == "Hartree/Bohr^2"
+    # The same params as the run's final evaluation, other fresh samples: consistent.
+    for key, name in (("F", "free_energy"), ("E", "energy"), ("S", "entropy")):
+        mean, err = summary["estimates"][key]
+        combined = np.hypot(err, max(thermo[name]["error"], thermo[name]["error_blocking"]))
+        assert abs(thermo[name]["value"] - mean) < 5 * combined, (name, mean, thermo[name])
+    mass = result["thermodynamics"]["effective_mass"]
+    np.testing.assert_allclose(mass["ratio"] * mass["reference_entropy"],
+                               thermo["entropy"]["value"], rtol=1e-12)
+    g = result["pair_correlation"]
+    assert g["channels"] == ["all", "up-up", "up-down"]
+    assert np.array(g["value"]).shape == (3, 32)
+    assert np.array(result["structure_factor"]["value"]).shape[0] == 3
+    n_k = result["momentum"]
+    # Both estimators of n(k) count the electrons of each species (sum rule).
+    np.testing.assert_allclose(np.sum(n_k["quasi_particle"]["value"], axis=1), [2, 1],
+                               rtol=1e-12)
+    assert np.array(n_k["off_diagonal"]["value"]).shape == (2, 9)
+    box = result["density"]["box"]
+    np.testing.assert_allclose(np.mean(box["value"]), box["uniform"], rtol=1e-12)
+    idata = arviz.from_netcdf(run_dir / "observe" / "local_values.nc")
+    assert idata.posterior["energy"].shape == (32, 1024 // 32)
+    assert (run_dir / "observe" / "observables.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_quantum_dot_run_gives_densities(tmp_path):
+    config_file = tmp_path / "dot.toml"
+    config_file.write_text(DOT)
+    run_dir = tmp_path / "dot"
+    start_run(load_config(config_file), run_dir)
+    _, result = _observe_in_fresh_python(run_dir, "--observables", "thermodynamics", "density",
+                                         "--bins", "12")
+    assert "pair_correlation" not in result and "pressure" not in result["thermodynamics"][
+        "estimates"]
+    radial = result["density"]["radial"]
+    r, rho = np.array(radial["r"]), np.array(radial["value"])
+    # Shell areas are exactly 2 pi r_mid dr: the radial density integrates to N times
+    # the fraction of electrons inside r_max, the 99.9% quantile of the same samples.
+    total = np.sum(rho * 2 * np.pi * r * (r[1] - r[0]))
+    assert 2 * 0.998 <= total <= 2 * (1 + 1e-12), total
+    assert np.array(result["density"]["image"]["value"]).shape == (24, 24)
+
+
+def test_validation_and_json_cleaning(tmp_path):
+    with pytest.raises(ValueError, match="unknown observables"):
+        observe_run(tmp_path, observables=["g_of_r"])
+    with pytest.raises(ValueError, match="--samples"):
+        observe_run(tmp_path, n_samples=0)
+    cleaned = _clean({"a": np.float64(np.nan), "b": (np.int64(3), 1.5), "c": [float("inf")]})
+    assert cleaned == {"a": None, "b": [3, 1.5], "c": [None]}
+    json.dumps(cleaned, allow_nan=False)
