@@ -32,6 +32,10 @@ from fermiflow.hamiltonians.kinetic import (
     make_kinetic_energy,
     make_local_energy,
 )
+from fermiflow.hamiltonians.kinetic_split import (
+    make_flow_kinetic_energy,
+    make_split_kinetic_energy,
+)
 from fermiflow.hamiltonians.spectrum import (
     Spectrum,
     check_enough_modes,
@@ -72,10 +76,12 @@ __all__ = [
     "make_classical_coulomb_gas_energy",
     "make_coulomb_pair_energy",
     "make_ewald_potential",
+    "make_flow_kinetic_energy",
     "make_hutchinson_kinetic_energy",
     "make_kinetic_energy",
     "make_local_energy",
     "make_quantum_dot_potential",
+    "make_split_kinetic_energy",
     "oscillator_spectrum",
     "plane_wave_spectrum",
     "pressure_ideal_electron_gas",

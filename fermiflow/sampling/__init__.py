@@ -7,6 +7,7 @@ from fermiflow.sampling.joint import (
     JointState,
     make_joint_sampler,
 )
+from fermiflow.sampling.latent import LatentInfo, LatentState, make_latent_joint_sampler
 from fermiflow.sampling.metropolis import (
     MetropolisInfo,
     MetropolisSampler,
@@ -28,12 +29,15 @@ __all__ = [
     "JointParams",
     "JointSampler",
     "JointState",
+    "LatentInfo",
+    "LatentState",
     "MetropolisInfo",
     "MetropolisSampler",
     "MetropolisState",
     "adapt_width",
     "default_width",
     "make_joint_sampler",
+    "make_latent_joint_sampler",
     "make_metropolis",
     "replicate",
     "shard_walkers",
