@@ -1,15 +1,32 @@
-"""Command-line interface: ``fermiflow exact`` prints exact ideal-gas thermodynamics.
+"""Command-line interface of fermiflow.
 
-The variational training run (``fermiflow run``) arrives with the runs issue; until
-then the main job is the exact canonical thermodynamics of the non-interacting
-electron gas, the reference every interacting run is compared against.
+- ``fermiflow run [CONFIG] [--set section.key=value ...] [--dry-run] [--run-dir DIR]``:
+  a variational run from a TOML config (no CONFIG: the default demo, 3 interacting
+  electrons in a 2D quantum dot at finite temperature); ``--dry-run`` validates the
+  config and builds the models without compiling or writing anything.
+- ``fermiflow resume RUN_DIR [--set run.n_steps=...]``: continue a killed or finished
+  run from its newest readable checkpoint, exactly.
+- ``fermiflow info RUN_DIR``: config, versions, checkpoints, progress, summary.
+- ``fermiflow exact``: the exact canonical thermodynamics of the ideal electron gas.
+
+Several hosts: start one process per host with ``--coordinator HOST:PORT
+--num-processes N --process-id I`` (or the environment variables
+``FERMIFLOW_COORDINATOR``, ``FERMIFLOW_NUM_PROCESSES``, ``FERMIFLOW_PROCESS_ID``) and
+the same ``--run-dir`` on a shared file system; ``jax.distributed.initialize`` joins
+them, CPU hosts talk through gloo collectives, and the walkers are split over the
+devices of all hosts. ``--distributed`` alone lets JAX detect a cluster (SLURM, ...).
+
+Exit codes: 0 success, 2 a bad config or argument, 3 the NaN guard stopped the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.hamiltonians.systems import ElectronGas
@@ -43,9 +60,39 @@ def _exact_table(args: argparse.Namespace) -> str:
     return "\n".join(rows)
 
 
+def _add_distributed(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("several hosts (jax.distributed)")
+    group.add_argument("--coordinator", default=os.environ.get("FERMIFLOW_COORDINATOR"),
+                       help="HOST:PORT of process 0 [env FERMIFLOW_COORDINATOR]")
+    group.add_argument("--num-processes", type=int,
+                       default=os.environ.get("FERMIFLOW_NUM_PROCESSES"),
+                       help="number of processes [env FERMIFLOW_NUM_PROCESSES]")
+    group.add_argument("--process-id", type=int, default=os.environ.get("FERMIFLOW_PROCESS_ID"),
+                       help="this process, 0..N-1 [env FERMIFLOW_PROCESS_ID]")
+    group.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() with cluster auto-detection")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fermiflow", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fermiflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train from a TOML config (default: the demo)")
+    run.add_argument("config", nargs="?", default=None, help="TOML file; none: the demo")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="SECTION.KEY=VALUE", help="override a key (a TOML literal)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate and build the models; compile and write nothing")
+    run.add_argument("--run-dir", default=None, help="default: runs/<date>-<time>")
+    _add_distributed(run)
+    resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="run.KEY=VALUE", help="e.g. run.n_steps=2000 to extend")
+    _add_distributed(resume)
+    info = sub.add_parser("info", help="describe a run directory")
+    info.add_argument("run_dir")
     exact = sub.add_parser("exact", help="exact ideal-gas thermodynamics table")
     exact.add_argument("--dim", type=int, default=2)
     exact.add_argument("--n-up", type=int, default=13)
@@ -57,12 +104,105 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _initialize_distributed(args: argparse.Namespace) -> None:
+    import jax
+
+    explicit = args.coordinator or args.num_processes or args.process_id is not None
+    if not (explicit or args.distributed):
+        return
+    if explicit and None in (args.coordinator, args.num_processes, args.process_id):
+        raise ValueError("several hosts need all of --coordinator, --num-processes and "
+                         "--process-id (or FERMIFLOW_COORDINATOR, FERMIFLOW_NUM_PROCESSES, "
+                         "FERMIFLOW_PROCESS_ID).")
+    if "JAX_CPU_COLLECTIVES_IMPLEMENTATION" not in os.environ:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if explicit:
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=int(args.num_processes),
+                                   process_id=int(args.process_id))
+    else:
+        jax.distributed.initialize()
+
+
+def _default_run_dir() -> Path:
+    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _dry_run(config) -> str:
+    import jax
+
+    from fermiflow.config import config_to_json
+    from fermiflow.engine import build_engine
+    from fermiflow.plots import summary_table
+
+    engine = build_engine(config)
+    n = engine.n_particles
+    table = summary_table({}, n_particles=n, reference=engine.reference, exact=engine.exact,
+                          title="exact references (per particle):")
+    return "\n".join([config_to_json(config), f"N = {n}, parameters: {engine.n_params}, "
+                      f"devices: {len(jax.devices())}", table,
+                      "dry run: config valid, models built; nothing compiled or written."])
+
+
+def _run(args: argparse.Namespace) -> int:
+    import jax
+
+    from fermiflow.config import load_config
+
+    jax.config.update("jax_enable_x64", True)  # float64 local energies and determinants
+    try:
+        _initialize_distributed(args)  # before anything touches a backend (blackjax does)
+    except ValueError as error:
+        print(f"fermiflow: error: {error}", file=sys.stderr)
+        return 2
+    from fermiflow.run import RunStopped, resume_run, start_run
+
+    try:
+        if args.command == "run":
+            config = load_config(args.config, args.overrides)
+            if args.dry_run:
+                print(_dry_run(config))
+                return 0
+            if args.run_dir is None and jax.process_count() > 1:
+                raise ValueError("several processes need the same --run-dir.")
+            run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir()
+            print(f"fermiflow: run directory {run_dir}", flush=True)
+            start_run(config, run_dir)
+        else:
+            overrides = {}
+            for item in args.overrides:
+                key, sep, value = item.partition("=")
+                if not sep or not key.startswith("run."):
+                    raise ValueError(f"resume takes --set run.KEY=VALUE, got {item!r}.")
+                overrides[key[4:]] = int(value)
+            resume_run(args.run_dir, overrides)
+    except ValueError as error:
+        print(f"fermiflow: error: {error}", file=sys.stderr)
+        return 2
+    except RunStopped as error:
+        print(f"fermiflow: stopped: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command in ("run", "resume"):
+        return _run(args)
     try:
-        print(_exact_table(args))
-    except ValueError as error:
+        if args.command == "info":
+            from fermiflow.run import describe_run
+
+            print(describe_run(args.run_dir))
+        else:
+            print(_exact_table(args))
+    except (ValueError, FileNotFoundError) as error:
         print(f"fermiflow: error: {error}", file=sys.stderr)
         return 2
     return 0
