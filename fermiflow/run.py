@@ -145,7 +145,8 @@ def _rollback(run_dir: Path, config: Config, control: dict, rows: list[dict]) ->
     state, _ = _restore(run_dir, engine)
     # A fresh key: the same key would repeat the samples that failed.
     state = state._replace(key=jax.random.fold_in(state.key, control["n_rollbacks"]))
-    event = {"event": "rollback", "reason": reason, "to_step": int(state.step), **control}
+    event = {"event": "rollback", "reason": reason, "to_step": int(state.step),
+             "failed_steps": bad, **control}
     _append_lines(run_dir / "events.jsonl", [event])
     print(f"fermiflow: {reason}; rolled back to step {int(state.step)} with learning-rate "
           f"scale {control['learning_rate_scale']:g} (rollback {control['n_rollbacks']} "

@@ -212,6 +212,10 @@ def test_nan_step_rolls_back_with_a_smaller_learning_rate(tmp_path, monkeypatch)
     events = [e for e in read_rows(run_dir / "events.jsonl") if e["event"] == "rollback"]
     assert len(events) == 1
     assert events[0]["to_step"] == 2 and events[0]["learning_rate_scale"] == 0.5
+    failed = events[0]["failed_steps"]  # logged as null, never as NaN or averaged
+    assert [r["step"] for r in failed] == [3] and failed[0]["F"] is None
+    assert failed[0]["n_nonfinite_local"] == 5 and not failed[0]["update_applied"]
+    assert ": NaN" not in (run_dir / "events.jsonl").read_text()
     rows = read_rows(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(8))  # the failed attempt is gone
     assert all(r["update_applied"] and r["F"] is not None for r in rows)
@@ -222,13 +226,14 @@ def test_nan_step_rolls_back_with_a_smaller_learning_rate(tmp_path, monkeypatch)
     assert np.isfinite(summary["estimates"]["F"][0])
 
 
+@pytest.mark.slow
 def test_persistent_nans_stop_the_run_with_a_clear_message(tmp_path, monkeypatch):
     config = _guard_config(tmp_path, max_rollbacks=1)
     _poisoned(monkeypatch, lambda step, scale: step >= 3)
     with pytest.raises(RunStopped, match=r"step 3: no update applied .* after 1 rollbacks"):
         start_run(config, tmp_path / "run")
     text = (tmp_path / "run" / "metrics.jsonl").read_text()
-    assert "NaN" not in text and "Infinity" not in text
+    assert ": NaN" not in text and "Infinity" not in text
     rows = read_rows(tmp_path / "run" / "metrics.jsonl")
     assert rows[-1]["step"] == 3 and rows[-1]["F"] is None
     assert not rows[-1]["update_applied"] and rows[-1]["n_nonfinite_local"] == 5
