@@ -5,7 +5,8 @@ oscillator modes of the first 4 shells (10 modes, all C(10, 6) = 210 sets). Both
 networks are trained from scratch: p(K) a categorical softmax over the 210 sets
 first pretrained alone against the ideal Boltzmann distribution from the uniform
 start (fermiflow.pretrain, the standard start of a finite-T run), then trained
-jointly with the flow, a residual backflow starting near (not at) the identity. The exact canonical F for the same cutoff comes from
+jointly with the flow, a residual backflow starting near (not at) the identity.
+The exact canonical F for the same cutoff comes from
 fermiflow.hamiltonians.free_fermions. The optimum is p = Boltzmann and the identity
 flow (von Neumann's trace inequality), so the flow must learn to stay at the
 identity: we report its displacement rms|zeta - x| at the start and the end.

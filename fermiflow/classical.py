@@ -16,7 +16,8 @@ Non-finite samples: the free-space backflow is checked for invertibility, not
 guaranteed; its log-det is NaN where det dT/dz <= 0 (T folds space). Such samples are
 counted (``n_nonfinite``) and left out of every average and of the gradient; a step
 with a non-finite gradient is skipped (``skipped``). Where T folds, ln p is wrong
-anyway, so an evaluation with n_nonfinite > 0 is not a variational bound. Optionally (``scale_bound``) the
+anyway, so an evaluation with n_nonfinite > 0 is not a variational bound.
+Optionally (``scale_bound``) the
 residual scales are projected onto |s_one| + 2 (n - 1) |s_pair| <= scale_bound < 1
 after each update, which keeps T proper but limits the flow (see ``scale_bound``).
 

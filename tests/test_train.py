@@ -63,7 +63,8 @@ def test_ideal_dot_converges_to_exact_free_energy(key):
         assert bool(metrics.update_applied)
     evaluate = jax.jit(make_evaluate(sampler, loss), static_argnums=3)
     final, values, _ = evaluate(key_eval, state.sampler_state, state.params, 8)
-    free = np.asarray(problem.temperature * values.log_p + jnp.real(values.kinetic + values.potential))
+    energy = jnp.real(values.kinetic + values.potential)
+    free = np.asarray(problem.temperature * values.log_p + energy)
     # Walkers' K are exact independent draws each step; x does not enter (ideal,
     # identity flow: E_loc = E0(K) exactly), so the samples are independent.
     mean, err = free.mean(), free.std(ddof=1) / np.sqrt(free.size)
