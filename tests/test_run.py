@@ -22,37 +22,7 @@ from fermiflow.config import load_config
 from fermiflow.run import RunStopped, read_rows, resume_run, start_run
 
 # Two electrons in a 2D dot with the backflow: small enough to compile in seconds.
-TINY = """
-[system]
-kind = "quantum_dot"
-dim = 2
-n_up = 1
-n_down = 1
-omega = 1.0
-coupling = 1.0
-beta = 2.0
-n_shells = 2
-[model]
-occupation = "categorical"
-max_excitation = 3.0
-depth = 1
-width_one = 4
-width_two = 4
-[sampler]
-batch = 16
-n_sweeps = 3
-n_extra_sweeps = 2
-n_thermalize = 2
-[optimizer]
-occupation_learning_rate = 0.5
-wavefunction = "adam"
-wavefunction_learning_rate = 1e-3
-[run]
-n_steps = 240
-checkpoint_every = 10
-keep_checkpoints = 3
-n_eval_steps = 4
-"""
+TINY = (Path(__file__).parent / "tiny_dot.toml").read_text()
 N_STEPS = 240
 
 
