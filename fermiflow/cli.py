@@ -7,6 +7,9 @@
 - ``fermiflow resume RUN_DIR [--set run.n_steps=...]``: continue a killed or finished
   run from its newest readable checkpoint, exactly.
 - ``fermiflow info RUN_DIR``: config, versions, checkpoints, progress, summary.
+- ``fermiflow observe RUN_DIR [--samples N] [--observables ...]``: observables from the
+  newest checkpoint of a run (fresh samples): observables.json, PNG plots, an ArviZ
+  netcdf file of the per-sample local values, and m*/m for the electron gas.
 - ``fermiflow exact``: the exact canonical thermodynamics of the ideal electron gas.
 
 Several hosts: start one process per host with ``--coordinator HOST:PORT
@@ -32,9 +35,10 @@ from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.hamiltonians.units import hartree_to_rydberg
 
-__all__ = ["main"]
+__all__ = ["OBSERVABLES", "add_observe_arguments", "main"]
 
 _THETAS = (0.0625, 0.15, 0.25, 0.5, 1.0, 2.0, 4.0)
+OBSERVABLES = ("thermodynamics", "pair", "structure_factor", "momentum", "density")
 
 
 def _exact_table(args: argparse.Namespace) -> str:
@@ -73,6 +77,18 @@ def _add_distributed(parser: argparse.ArgumentParser) -> None:
                        help="call jax.distributed.initialize() with cluster auto-detection")
 
 
+def add_observe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``fermiflow observe`` to a (sub)parser."""
+    parser.add_argument("run_dir")
+    parser.add_argument("--samples", type=int, default=None, help="fresh samples in all")
+    parser.add_argument("--observables", nargs="+", choices=OBSERVABLES, default=None)
+    parser.add_argument("--checkpoint", default=None, help="default: the newest readable")
+    parser.add_argument("--out", default=None, help="default: RUN_DIR/observe")
+    parser.add_argument("--bins", type=int, default=32)
+    parser.add_argument("--displacements", type=int, default=2, help="per sample, for n(k)")
+
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fermiflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_distributed(resume)
     info = sub.add_parser("info", help="describe a run directory")
     info.add_argument("run_dir")
+    observe = sub.add_parser("observe", help="observables from a run's newest checkpoint")
+    add_observe_arguments(observe)
     exact = sub.add_parser("exact", help="exact ideal-gas thermodynamics table")
     exact.add_argument("--dim", type=int, default=2)
     exact.add_argument("--n-up", type=int, default=13)
@@ -195,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "resume"):
         return _run(args)
+    if args.command == "observe":
+        from fermiflow.observe import run_observe_command
+
+        return run_observe_command(args)
     try:
         if args.command == "info":
             from fermiflow.run import describe_run

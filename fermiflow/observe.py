@@ -41,6 +41,7 @@ import numpy as np
 
 from fermiflow import observables as obs
 from fermiflow.checkpoint import load_checkpoint, restore_latest
+from fermiflow.cli import OBSERVABLES, add_observe_arguments
 from fermiflow.config import Config, config_from_json, make_system
 from fermiflow.hamiltonians.systems import ElectronGas
 
@@ -55,7 +56,6 @@ __all__ = [
     "sample_run",
 ]
 
-OBSERVABLES = ("thermodynamics", "pair", "structure_factor", "momentum", "density")
 _BOX_ONLY = ("pair", "structure_factor", "momentum")
 
 
@@ -386,17 +386,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_observe_arguments(parser)
     args = parser.parse_args(argv)
     return run_observe_command(args)
-
-
-def add_observe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of ``fermiflow observe`` to a (sub)parser."""
-    parser.add_argument("run_dir")
-    parser.add_argument("--samples", type=int, default=None, help="fresh samples in all")
-    parser.add_argument("--observables", nargs="+", choices=OBSERVABLES, default=None)
-    parser.add_argument("--checkpoint", default=None, help="default: the newest readable")
-    parser.add_argument("--out", default=None, help="default: RUN_DIR/observe")
-    parser.add_argument("--bins", type=int, default=32)
-    parser.add_argument("--displacements", type=int, default=2, help="per sample, for n(k)")
 
 
 def run_observe_command(args: argparse.Namespace) -> int:

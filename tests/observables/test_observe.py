@@ -77,10 +77,17 @@ n_eval_steps = 8
 
 def _observe_in_fresh_python(run_dir, *args):
     env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-m", "fermiflow.observe", str(run_dir), *args],
+    result = subprocess.run([sys.executable, "-m", "fermiflow.cli", "observe", str(run_dir), *args],
                             env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout, json.loads((run_dir / "observe" / "observables.json").read_text())
+
+
+def test_cli_routes_observe_and_names_a_missing_run(tmp_path, capsys):
+    from fermiflow.cli import main
+
+    assert main(["observe", str(tmp_path / "missing")]) == 2
+    assert "config.json" in capsys.readouterr().out
 
 
 @pytest.mark.slow
