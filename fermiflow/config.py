@@ -128,6 +128,8 @@ class OptimizerConfig:
     max_norm: float | None = 1e-2
     clip_width: float | None = 5.0
     laplacian: str = "forward_laplacian"
+    kinetic: str = "exact"  # exact (forward Laplacian) | split (Hutchinson for 1/2 log det)
+    n_probes: int = 1  # kinetic = "split": Hutchinson probes per walker
     n_micro_batches: int = 1
 
 
@@ -411,7 +413,8 @@ def resolve(config: Config) -> Config:
                "sampler.kernel": (sampler.kernel, ("rwm", "mala")),
                "optimizer.occupation": (opt.occupation, ("sr", "adam", "none")),
                "optimizer.wavefunction": (opt.wavefunction, ("sr", "adam", "none")),
-               "optimizer.laplacian": (opt.laplacian, ("forward_laplacian", "jvp_loop"))}
+               "optimizer.laplacian": (opt.laplacian, ("forward_laplacian", "jvp_loop")),
+               "optimizer.kinetic": (opt.kinetic, ("exact", "split"))}
     for key, (value, allowed) in choices.items():
         _require(value in allowed, f"{key} must be one of {allowed}, got {value!r}.")
     if system.kind != "classical":
@@ -428,7 +431,8 @@ def resolve(config: Config) -> Config:
                 "run.checkpoint_every": run.checkpoint_every,
                 "run.keep_checkpoints": run.keep_checkpoints,
                 "run.n_eval_steps": run.n_eval_steps,
-                "optimizer.n_micro_batches": opt.n_micro_batches}
+                "optimizer.n_micro_batches": opt.n_micro_batches,
+                "optimizer.n_probes": opt.n_probes}
     for key, value in positive.items():
         _require(value >= 1, f"{key} must be >= 1, got {value}.")
     for key, value in {"optimizer.occupation_learning_rate": opt.occupation_learning_rate,

@@ -167,15 +167,30 @@ def _sampler(config: Config, problem: Any):
                   width=s.width, target_acceptance=s.target_acceptance)
     if s.kind == "metropolis":
         return make_joint_sampler(problem.occupation_model, problem.log_psi, **common)
+    from fermiflow.sampling.latent import make_latent_joint_sampler
+
+    return make_latent_joint_sampler(problem.occupation_model, _log_slater_k(problem),
+                                     problem.flow.apply, **common)
+
+
+def _log_slater_k(problem: Any) -> Callable:
+    """Return log D_K(zeta) = log Psi_K of the identity flow, ``(occ, zeta) -> ()``."""
     from fermiflow.models.flow import make_identity_flow
     from fermiflow.models.wavefunction import make_log_psi
-    from fermiflow.sampling.latent import make_latent_joint_sampler
 
     slater = make_log_psi(orbitals=problem.orbitals, flow_apply=make_identity_flow().apply,
                           n_up=problem.n_up, n_down=problem.n_down)
-    return make_latent_joint_sampler(problem.occupation_model,
-                                     lambda occ, zeta: slater({}, occ, zeta),
-                                     problem.flow.apply, **common)
+    return lambda occ, zeta: slater({}, occ, zeta)
+
+
+def _kinetic(config: Config, problem: Any) -> Callable | None:
+    """Return the split kinetic energy of ``optimizer.kinetic = "split"``, else None."""
+    if config.optimizer.kinetic == "exact":
+        return None
+    from fermiflow.hamiltonians.kinetic_split import make_flow_kinetic_energy
+
+    return make_flow_kinetic_energy(_log_slater_k(problem), problem.flow.apply,
+                                    n_probes=config.optimizer.n_probes)
 
 
 def _build_quantum(config: Config, system: Any, scale: float, devices: list | None) -> Engine:
@@ -199,7 +214,8 @@ def _build_quantum(config: Config, system: Any, scale: float, devices: list | No
     sampler = _sampler(config, problem)
     loss = make_free_energy_loss(log_prob, problem.log_psi, problem.potential,
                                  temperature=temperature, clip_width=o.clip_width,
-                                 n_micro_batches=o.n_micro_batches, laplacian=o.laplacian)
+                                 n_micro_batches=o.n_micro_batches, laplacian=o.laplacian,
+                                 kinetic_energy=_kinetic(config, problem))
     kinds = ("none" if temperature == 0 else o.occupation,
              "none" if m.flow == "identity" else o.wavefunction)
     sr = None

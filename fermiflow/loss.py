@@ -20,6 +20,17 @@ sums, are accumulated over that many slices of the walker batch, with the baseli
 and clip windows taken from the whole batch, so the result equals the unsplit one up
 to floating-point summation order.
 
+Stochastic kinetic energy (``kinetic_energy=``, e.g. the split estimator of
+:func:`fermiflow.hamiltonians.kinetic_split.make_flow_kinetic_energy`): each walker
+gets its own key, so E_loc is replaced by an unbiased but noisy estimate. The
+reported means stay unbiased (their errors include the probe noise). The gradient
+weights E_loc - <E_loc> use the same noisy values; since the probe noise is drawn
+independently of the score d ln Psi at the given x and has zero mean, the flow
+gradient stays unbiased but its variance grows (the p(K) gradient likewise through
+F_loc). Clipping acts on the noisy values, so its small bias depends on the probes.
+Pass ``key`` to ``local_values``/``value_and_grad``; ``key=None`` is allowed only
+for the deterministic (default) kinetic energy.
+
 Units: Hartree atomic units; T in Hartree. Acts on a batch of walkers.
 """
 
@@ -33,7 +44,7 @@ import jax.numpy as jnp
 
 from fermiflow.hamiltonians.kinetic import make_kinetic_energy
 from fermiflow.sampling.joint import JointParams, JointState
-from fermiflow.types import Array, Params
+from fermiflow.types import Array, Params, PRNGKey
 from fermiflow.validation import check_positive_int
 
 __all__ = [
@@ -84,13 +95,16 @@ class FreeEnergyLoss(NamedTuple):
     """Pure functions of the loss.
 
     Attributes:
-      local_values: ``(params: JointParams, state: JointState) -> LocalValues``.
-      value_and_grad: ``(params, state) -> ((Estimates, LocalValues), grads)`` with
-        grads a :class:`JointParams` of gradients of F.
+      local_values: ``(params: JointParams, state: JointState, key=None) ->
+        LocalValues``; ``key`` (a PRNG key) is required for a stochastic kinetic energy.
+      value_and_grad: ``(params, state, key=None) -> ((Estimates, LocalValues),
+        grads)`` with grads a :class:`JointParams` of gradients of F.
+      temperature: static T in Hartree, for :func:`estimates_from_local_values`.
     """
 
-    local_values: Callable[[JointParams, JointState], LocalValues]
-    value_and_grad: Callable[[JointParams, JointState], tuple]
+    local_values: Callable[..., LocalValues]
+    value_and_grad: Callable[..., tuple]
+    temperature: float = 0.0
 
 
 def _mean_err(values: Array) -> tuple[Array, Array]:
@@ -150,6 +164,7 @@ def make_free_energy_loss(
     clip_width: float | None = 5.0,
     n_micro_batches: int = 1,
     laplacian: str = "forward_laplacian",
+    kinetic_energy: Callable[[PRNGKey, Params, Array, Array], Array] | None = None,
 ) -> FreeEnergyLoss:
     """Build the free-energy estimates and gradients of a batch of walkers.
 
@@ -162,7 +177,10 @@ def make_free_energy_loss(
       clip_width: static, clip window in mean absolute deviations, or None.
       n_micro_batches: static, slices of the batch to accumulate over (the batch
         must be divisible by it).
-      laplacian: static, "forward_laplacian" or "jvp_loop".
+      laplacian: static, "forward_laplacian" or "jvp_loop" (exact kinetic energy).
+      kinetic_energy: static, ``(key, wavefunction_params, occ: (n,), x: (n, dim))
+        -> ()`` complex unbiased estimate of the local kinetic energy of log_psi
+        (one walker, its own key), replacing the exact forward Laplacian; None: exact.
 
     Returns:
       A :class:`FreeEnergyLoss`.
@@ -175,28 +193,41 @@ def make_free_energy_loss(
     if clip_width is not None and not clip_width > 0:
         raise ValueError(f"clip_width must be > 0 or None, got {clip_width}.")
     n_micro = check_positive_int("n_micro_batches", n_micro_batches)
-    kinetic_fn = make_kinetic_energy(
-        lambda p_occ, x: log_psi(p_occ[0], p_occ[1], x), method=laplacian
-    )
+    if kinetic_energy is None:
+        exact_kinetic = make_kinetic_energy(
+            lambda p_occ, x: log_psi(p_occ[0], p_occ[1], x), method=laplacian
+        )
 
-    def walker_values(psi_params, occ, x):
-        return kinetic_fn((psi_params, occ), x), potential(x)
+        def walker_values(psi_params, occ, x, key):
+            del key
+            return exact_kinetic((psi_params, occ), x), potential(x)
 
-    def local_values(params: JointParams, state: JointState) -> LocalValues:
+    else:
+
+        def walker_values(psi_params, occ, x, key):
+            return kinetic_energy(key, psi_params, occ, x), potential(x)
+
+    def local_values(params: JointParams, state: JointState, key=None) -> LocalValues:
         x, occ = state.walkers.chain.position, state.occ
         if x.shape[0] % n_micro:
             raise ValueError(
                 f"batch={x.shape[0]} is not divisible by n_micro_batches={n_micro}."
             )
-        batched = jax.vmap(walker_values, in_axes=(None, 0, 0))
+        if key is None:
+            if kinetic_energy is not None:
+                raise ValueError("key must be a PRNG key for a stochastic kinetic_energy.")
+            keys = jnp.zeros((x.shape[0],), jnp.uint32)  # placeholder, never read
+        else:
+            keys = jax.random.split(key, x.shape[0])
+        batched = jax.vmap(walker_values, in_axes=(None, 0, 0, 0))
         chunks = jax.lax.map(
-            lambda c: batched(params.wavefunction, *c), _split((occ, x), n_micro)
+            lambda c: batched(params.wavefunction, *c), _split((occ, x, keys), n_micro)
         )
         kinetic, pot = jax.tree.map(lambda a: a.reshape(-1), chunks)
         return LocalValues(kinetic, pot, log_prob(params.occupation, occ))
 
-    def value_and_grad(params: JointParams, state: JointState):
-        values = local_values(params, state)
+    def value_and_grad(params: JointParams, state: JointState, key=None):
+        values = local_values(params, state, key)
         energy = values.kinetic + values.potential
         free = clip_around_mean(temperature * values.log_p + jnp.real(energy), clip_width)
         real = clip_around_mean(jnp.real(energy), clip_width)
@@ -224,4 +255,4 @@ def make_free_energy_loss(
         grads, _ = jax.lax.scan(accumulate, zeros, chunks)
         return (estimates_from_local_values(values, temperature), values), grads
 
-    return FreeEnergyLoss(local_values, value_and_grad)
+    return FreeEnergyLoss(local_values, value_and_grad, float(temperature))

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fermiflow.loss import Estimates, FreeEnergyLoss
+from fermiflow.loss import Estimates, FreeEnergyLoss, estimates_from_local_values
 from fermiflow.sampling.joint import JointParams, JointSampler, JointState
 from fermiflow.types import Array, PRNGKey
 
@@ -118,6 +118,11 @@ def _update(optimizer, grads, opt_state, params, extra: dict):
     return optax.apply_updates(params, updates), new_state
 
 
+def _jacobian_t_residual(jacobian: Any, residual: Array) -> Any:
+    """Return J^T r for a Jacobian tree with a leading sample axis (M,) and r: (M,)."""
+    return jax.tree.map(lambda j: jnp.tensordot(residual.astype(j.dtype), j, axes=1), jacobian)
+
+
 def _select(flag: Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
 
@@ -178,10 +183,21 @@ def make_train_step(
         key_sample, key_next = jax.random.split(state.key)
         params = state.params
         sampler_state, info = sampler.sample(key_sample, state.sampler_state, params)
-        (estimates, values), grads = loss.value_and_grad(params, sampler_state)
+        # The loss key (probes of a stochastic kinetic energy) is derived from the step
+        # key, so a resumed run draws the same probes.
+        key_loss = jax.random.fold_in(key_sample, 1)
+        if occupation_sr and wavefunction_sr:
+            # Both gradients are J^T r of the SR inputs: no separate backward pass.
+            values = loss.local_values(params, sampler_state, key_loss)
+            estimates = estimates_from_local_values(values, loss.temperature)
+            jacobians, residuals = sr_inputs(params, sampler_state, values)
+            grads = JointParams(*map(_jacobian_t_residual, jacobians, residuals))
+        else:
+            (estimates, values), grads = loss.value_and_grad(params, sampler_state, key_loss)
         extras = ({}, {})
         if occupation_sr or wavefunction_sr:
-            jacobians, residuals = sr_inputs(params, sampler_state, values)
+            if not (occupation_sr and wavefunction_sr):
+                jacobians, residuals = sr_inputs(params, sampler_state, values)
             extras = tuple(
                 {"jacobian": j, "residual": r} if flag else {}
                 for flag, j, r in zip(
@@ -245,7 +261,8 @@ def make_evaluate(sampler: JointSampler, loss: FreeEnergyLoss) -> Callable:
     def evaluate(key, sampler_state, params, n_steps):
         def body(carry, key_step):
             carry, info = sampler.sample(key_step, carry, params)
-            return carry, (loss.local_values(params, carry), jnp.mean(info.acceptance))
+            values = loss.local_values(params, carry, jax.random.fold_in(key_step, 1))
+            return carry, (values, jnp.mean(info.acceptance))
 
         sampler_state, (values, acceptance) = jax.lax.scan(
             body, sampler_state, jax.random.split(key, n_steps)
