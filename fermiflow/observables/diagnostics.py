@@ -145,6 +145,8 @@ def _r_hat(x: np.ndarray) -> float:
 def estimate(trace: ArrayLike, *, name: str = "trace") -> Estimate:
     """Estimate the mean of an observable with both error bars and diagnostics.
 
+    A constant trace is exact: zero errors, ESS = its size, R-hat = 1.
+
     Warns (RuntimeWarning) when blocking reaches no plateau: the trace is then
     shorter than a few correlation times and neither error bar is reliable.
 
@@ -170,6 +172,11 @@ def estimate(trace: ArrayLike, *, name: str = "trace") -> Estimate:
       True
     """
     x = _check_trace(trace, name)
+    if np.ptp(x) == 0:  # a constant (e.g. S = 0 at T = 0): exact, no error to estimate
+        size = float(x.size)
+        return Estimate(mean=float(x.flat[0]), stderr=0.0, stderr_blocking=0.0,
+                        ess_bulk=size, ess_tail=size, ess_mean=size, r_hat=1.0,
+                        tau_int=1.0, n_chains=x.shape[0], n_draws=x.shape[1])
     blocking = blocking_analysis(x, name=name)
     _warn_if_no_plateau(blocking, name)
     ess_mean = _as_float(arviz.ess(x, method="mean"))

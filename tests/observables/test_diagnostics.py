@@ -225,3 +225,9 @@ def test_acceptance_summary_of_int_flags_and_bad_shape():
     np.testing.assert_allclose(summary.per_chain, [1.0, 0.5])
     with pytest.raises(ValueError, match="acceptance"):
         acceptance_summary(jnp.zeros((2, 2, 2)))
+
+
+def test_constant_trace_is_exact_with_zero_error():
+    est = estimate(np.full((4, 50), 2.5), name="entropy")
+    assert est.mean == 2.5 and est.stderr == 0.0 and est.stderr_blocking == 0.0
+    assert est.ess_mean == 200 and est.r_hat == 1.0
