@@ -52,6 +52,8 @@ class Engine(NamedTuple):
       exact: whole-system exact values of the interacting system, where known.
       n_particles: N.
       n_params: parameter counts by network.
+      pieces: ``(problem, sampler, loss)`` of a quantum run (the same objects the step
+        uses, for ``fermiflow observe``); None for the classical gas.
     """
 
     init: Callable[[], tuple[Any, list]]
@@ -64,6 +66,7 @@ class Engine(NamedTuple):
     exact: dict
     n_particles: int
     n_params: dict
+    pieces: tuple | None = None
 
 
 def _json(value: Any) -> Any:
@@ -259,7 +262,7 @@ def _build_quantum(config: Config, system: Any, scale: float, devices: list | No
     counts = {"occupation": _n_params(params.occupation),
               "wavefunction": _n_params(params.wavefunction)}
     return Engine(init, step, template, place, _quantum_rows, final,
-                  quantum_reference(problem), {}, problem.n, counts)
+                  quantum_reference(problem), {}, problem.n, counts, (problem, sampler, loss))
 
 
 def _build_classical(config: Config, system: Any, scale: float,

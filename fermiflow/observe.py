@@ -71,28 +71,6 @@ class LoadedRun(NamedTuple):
     checkpoint: Path
 
 
-def _pieces(config: Config, system: Any) -> tuple[Any, Any, Any]:
-    """The problem, sampler and loss of ``fermiflow.engine`` for a quantum config."""
-    from fermiflow.engine import _sampler
-    from fermiflow.loss import make_free_energy_loss
-    from fermiflow.problem import make_quantum_problem
-
-    m, o = config.model, config.optimizer
-    options = {"categorical": {"max_excitation": m.max_excitation},
-               "transformer": dict(n_layers=m.n_layers, model_size=m.model_size,
-                                   n_heads=m.n_heads, hidden=m.hidden,
-                                   param_dtype=jnp.float64)}.get(m.occupation)
-    flow = (dict(depth=m.depth, width_one=m.width_one, width_two=m.width_two,
-                 n_frequencies=m.n_frequencies, init_scale=m.init_scale)
-            if m.flow == "backflow" else None)
-    problem = make_quantum_problem(system, occupation=m.occupation, occupation_options=options,
-                                   flow=m.flow, flow_options=flow)
-    loss = make_free_energy_loss(problem.occupation_model.log_prob, problem.log_psi,
-                                 problem.potential, temperature=problem.temperature,
-                                 laplacian=o.laplacian)
-    return problem, _sampler(config, problem), loss
-
-
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> LoadedRun:
     """Restore a quantum run: the newest readable checkpoint, or ``checkpoint``."""
     from fermiflow.engine import build_engine
@@ -108,19 +86,24 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Loade
     else:
         restored = load_checkpoint(checkpoint, engine.template)
     system = make_system(config)
-    return LoadedRun(config, system, *_pieces(config, system), restored.state, restored.path)
+    return LoadedRun(config, system, *engine.pieces, restored.state, restored.path)
 
 
 def sample_run(run: LoadedRun, n_steps: int) -> tuple[Any, Any, Any]:
-    """Return (occ (steps, batch, n), x (steps, batch, n, dim), LocalValues) on the host."""
+    """Return (occ (steps, batch, n), x (steps, batch, n, dim), LocalValues) on the host.
+
+    The local values come from the run's own loss (its kinetic estimator: exact, or the
+    unbiased split/Hutchinson one of ``optimizer.kinetic = "split"``).
+    """
     params, sampler, loss = run.state.params, run.sampler, run.loss
 
     @jax.jit
     def chunk(key, state):
         def body(state, key_step):
-            state, _ = sampler.sample(key_step, state, params)
+            key_sample, key_local = jax.random.split(key_step)
+            state, _ = sampler.sample(key_sample, state, params)
             return state, (state.occ, state.walkers.chain.position,
-                           loss.local_values(params, state))
+                           loss.local_values(params, state, key_local))
 
         return jax.lax.scan(body, state, jax.random.split(key, n_steps))
 
