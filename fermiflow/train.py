@@ -180,12 +180,11 @@ def make_train_step(
         return TrainState(jnp.zeros((), jnp.int32), params, opt_state, sampler_state, key_next)
 
     def step(state: TrainState) -> tuple[TrainState, Metrics]:
-        key_sample, key_next = jax.random.split(state.key)
+        key_sample, key_loss, key_next = jax.random.split(state.key, 3)
         params = state.params
         sampler_state, info = sampler.sample(key_sample, state.sampler_state, params)
         # The loss key (probes of a stochastic kinetic energy) is derived from the step
         # key, so a resumed run draws the same probes.
-        key_loss = jax.random.fold_in(key_sample, 1)
         if occupation_sr and wavefunction_sr:
             # Both gradients are J^T r of the SR inputs: no separate backward pass.
             values = loss.local_values(params, sampler_state, key_loss)
