@@ -39,6 +39,7 @@ import numpy as np
 import optax
 from _common import environment
 
+from fermiflow.averaging import init_average, update_average
 from fermiflow.hamiltonians.free_fermions import canonical_ideal_gas
 from fermiflow.hamiltonians.systems import QuantumDot
 from fermiflow.loss import make_free_energy_loss
@@ -82,16 +83,19 @@ def run(args) -> dict:
     exact = canonical_ideal_gas(problem.mode_energies, 6, dot.beta)
     sampler = make_joint_sampler(problem.occupation_model, problem.log_psi, batch=args.batch,
                                  n=6, dim=2, n_sweeps=args.sweeps, n_extra_sweeps=args.sweeps)
+    mode_energies = jnp.asarray(problem.mode_energies)
+    reference = (lambda occ: mode_energies[occ].sum(-1)) if args.control_variate else None
     loss = make_free_energy_loss(problem.occupation_model.log_prob, problem.log_psi,
-                                 problem.potential, temperature=problem.temperature)
+                                 problem.potential, temperature=problem.temperature,
+                                 reference_energy=reference)
     sr = make_sr_inputs(problem.occupation_model.log_prob, problem.log_psi,
-                        temperature=problem.temperature)
+                        temperature=problem.temperature, reference_energy=reference)
     trainer = make_train_step(
         sampler=sampler, loss=loss,
         occupation_optimizer=natural_gradient(
             _schedule(args.schedule, args.lr_occupation, args.lr_occupation_final, args.steps),
             damping=1e-3, max_norm=1.0),
-        wavefunction_optimizer=optax.adam(
+        wavefunction_optimizer=(optax.adam if args.flow_optimizer == "adam" else optax.sgd)(
             _schedule(args.schedule, args.lr_flow, args.lr_flow_final, args.steps)),
         sr_inputs=sr, occupation_sr=True, wavefunction_sr=False,
     )
@@ -116,9 +120,13 @@ def run(args) -> dict:
     displacement_start = _displacement(problem, state.params.wavefunction, x0)
     scales_start = _scales(state.params.wavefunction)
     step = jax.jit(trainer.step)
+    average = init_average(state.params)
+    average_start = int(round(args.steps * (1.0 - args.average_fraction)))
     curve = []
     for i in range(args.steps):
         state, metrics = step(state)
+        if i >= average_start and metrics.update_applied:
+            average = update_average(average, state.params)
         e = metrics.estimates
         curve.append(dict(step=i, free_energy=float(e.free_energy),
                           free_energy_err=float(e.free_energy_err), entropy=float(e.entropy),
@@ -129,7 +137,11 @@ def run(args) -> dict:
             print(json.dumps(curve[-1]), file=sys.stderr)
     train_s = time.perf_counter() - start
     evaluate = jax.jit(make_evaluate(sampler, loss), static_argnums=3)
-    final, values, _ = evaluate(key_eval, state.sampler_state, state.params, args.eval_steps)
+    thermalize = jax.jit(sampler.thermalize, static_argnums=3)
+    params_eval = average.mean if args.average_fraction > 0 else state.params
+    key_therm, key_eval, key_eval_last = jax.random.split(key_eval, 3)
+    sampler_state, _ = thermalize(key_therm, state.sampler_state, params_eval, 20)
+    final, values, _ = evaluate(key_eval, sampler_state, params_eval, args.eval_steps)
     free = _free_energy(problem, values)  # (steps, batch)
     if not np.all(np.isfinite(free)):
         raise FloatingPointError("non-finite local free energies in the evaluation")
@@ -137,6 +149,15 @@ def run(args) -> dict:
     err = float(blocking_error(means, name="batch-mean free energy"))
     mean = float(means.mean())
     entropy = -np.asarray(values.log_p)
+    last = None
+    if args.average_fraction > 0:  # the same evaluation at the last iterate, to compare
+        _, values_last, _ = evaluate(key_eval_last, state.sampler_state, state.params,
+                                     args.eval_steps)
+        means_last = _free_energy(problem, values_last).mean(1)
+        last = dict(free_energy=float(means_last.mean()),
+                    free_energy_err=float(blocking_error(means_last)),
+                    displacement_rms=_displacement(problem, state.params.wavefunction,
+                                                   state.sampler_state.walkers.chain.position))
     return dict(
         benchmark="ideal_dot6", exact_free_energy=float(exact.free_energy),
         exact_entropy=float(exact.entropy), exact_energy=float(exact.energy),
@@ -145,9 +166,10 @@ def run(args) -> dict:
         entropy=float(entropy.mean()), entropy_err=float(blocking_error(entropy.mean(1))),
         energy=float(np.asarray(values.kinetic.real + values.potential).mean()),
         displacement_rms_start=displacement_start,
-        displacement_rms_end=_displacement(problem, state.params.wavefunction,
+        displacement_rms_end=_displacement(problem, params_eval.wavefunction,
                                            final.walkers.chain.position),
-        scales_start=scales_start, scales_end=_scales(state.params.wavefunction),
+        scales_start=scales_start, scales_end=_scales(params_eval.wavefunction),
+        averaged_steps=int(average.count), last_iterate=last,
         eval_samples=int(free.size), train_wall_s=train_s, pretrained=pretrained,
         settings=vars(args),
         curve=curve, environment=environment(),
@@ -168,6 +190,12 @@ def main(argv=None) -> int:
     parser.add_argument("--schedule", choices=("cosine", "exponential", "constant"),
                         default="exponential")
     parser.add_argument("--init-scale", type=float, default=0.02)
+    parser.add_argument("--control-variate", action=argparse.BooleanOptionalAction,
+                        default=True, help="E0(K) control variate of the flow gradient")
+    parser.add_argument("--flow-optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--average-fraction", type=float, default=0.5,
+                        help="evaluate at the mean of the iterates of this last fraction of "
+                        "the joint steps (Polyak averaging); 0 evaluates the last iterate")
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent

@@ -15,6 +15,20 @@ deviation from the mean) of the batch. It bounds the variance from rare walkers
 near nodes (where E_loc diverges) at the price of a small bias; ``clip_width=None``
 turns it off. The reported estimates are never clipped.
 
+Control variate for the flow gradient (``reference_energy=``, off by default): each
+Psi_K is normalized, so E_x[Re d ln Psi_K | K] = 0 and ANY baseline b(K) that depends
+on the walker only through K leaves the flow gradient unbiased. With a reference
+energy E0(K) (e.g. the sum of the occupied single-particle energies,
+:func:`fermiflow.problem.occupation_energies`) the weight of Re d ln Psi_K becomes
+
+  (E_loc - <E_loc>) - c (E0(K) - <E0>),   c = Cov(E_loc, E0) / Var(E0) of the batch,
+
+the least-squares slope (0 when E0 is constant, e.g. T = 0). It removes the part of
+the noise that comes from the spread of E_K between sets. At the identity flow of an
+ideal gas E_loc = E0(K) exactly, so the flow gradient vanishes sample by sample
+instead of only on average. Like the batch mean, c is taken from the same batch: a
+relative bias of O(1/batch).
+
 Micro-batches: with ``n_micro_batches > 1`` the local values, then the gradient
 sums, are accumulated over that many slices of the walker batch, with the baselines
 and clip windows taken from the whole batch, so the result equals the unsplit one up
@@ -53,6 +67,7 @@ __all__ = [
     "LocalValues",
     "clip_around_mean",
     "estimates_from_local_values",
+    "flow_energy_weights",
     "make_free_energy_loss",
 ]
 
@@ -151,6 +166,33 @@ def clip_around_mean(values: Array, width: float | None) -> Array:
     return jnp.clip(values, mean - width * deviation, mean + width * deviation)
 
 
+def flow_energy_weights(real: Array, reference: Array | None = None) -> Array:
+    """Return the weights of Re d ln Psi in the flow gradient (the baseline subtracted).
+
+    Args:
+      real: (batch,) Re E_loc (already clipped for the gradient).
+      reference: (batch,) E0(K) of each walker's set, or None (batch mean only).
+
+    Returns:
+      (batch,) real - mean(real) - c (reference - mean(reference)), c the batch
+      least-squares slope of real on reference (0 for a constant reference); they
+      sum to zero.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> flow_energy_weights(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0])).tolist()
+      [0.0, 0.0]
+    """
+    centred = real - jnp.mean(real)
+    if reference is None:
+        return centred
+    ref = jnp.asarray(reference, centred.dtype)
+    ref = ref - jnp.mean(ref)
+    var = jnp.mean(ref**2)
+    slope = jnp.where(var > 0, jnp.mean(centred * ref) / jnp.where(var > 0, var, 1.0), 0.0)
+    return centred - slope * ref
+
+
 def _split(tree, n_micro: int):
     return jax.tree.map(lambda a: a.reshape((n_micro, -1) + a.shape[1:]), tree)
 
@@ -165,6 +207,7 @@ def make_free_energy_loss(
     n_micro_batches: int = 1,
     laplacian: str = "forward_laplacian",
     kinetic_energy: Callable[[PRNGKey, Params, Array, Array], Array] | None = None,
+    reference_energy: Callable[[Array], Array] | None = None,
 ) -> FreeEnergyLoss:
     """Build the free-energy estimates and gradients of a batch of walkers.
 
@@ -181,6 +224,8 @@ def make_free_energy_loss(
       kinetic_energy: static, ``(key, wavefunction_params, occ: (n,), x: (n, dim))
         -> ()`` complex unbiased estimate of the local kinetic energy of log_psi
         (one walker, its own key), replacing the exact forward Laplacian; None: exact.
+      reference_energy: static, ``occ: (batch, n) -> (batch,)`` E0(K), the control
+        variate of the flow gradient (module docstring), or None.
 
     Returns:
       A :class:`FreeEnergyLoss`.
@@ -233,8 +278,9 @@ def make_free_energy_loss(
         real = clip_around_mean(jnp.real(energy), clip_width)
         imag = clip_around_mean(jnp.imag(energy), clip_width)
         weight_p = jax.lax.stop_gradient(free - jnp.mean(free))
+        reference = None if reference_energy is None else reference_energy(state.occ)
         weight_psi = jax.lax.stop_gradient(
-            (real - jnp.mean(real)) - 1j * (imag - jnp.mean(imag))
+            flow_energy_weights(real, reference) - 1j * (imag - jnp.mean(imag))
         )
         batch = weight_p.shape[0]
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from fermiflow.loss import clip_around_mean
+from fermiflow.loss import clip_around_mean, flow_energy_weights
 from fermiflow.sampling.joint import JointParams, JointState
 from fermiflow.types import Array, Params
 
@@ -134,6 +134,7 @@ def make_sr_inputs(
     clip_width: float | None = 5.0,
     occupation: bool = True,
     wavefunction: bool = True,
+    reference_energy: Callable[[Array], Array] | None = None,
 ) -> Callable:
     """Build the per-sample Jacobians and residuals of both networks.
 
@@ -144,6 +145,8 @@ def make_sr_inputs(
       clip_width: static, the clip window of the loss (the same value).
       occupation: static, compute the p(K) part (else it is None).
       wavefunction: static, compute the flow part (else it is None).
+      reference_energy: static, the flow-gradient control variate of the loss (the
+        same function, :func:`fermiflow.loss.flow_energy_weights`), or None.
 
     Returns:
       ``(params: JointParams, state: JointState, values: LocalValues) ->
@@ -160,7 +163,12 @@ def make_sr_inputs(
         imag = clip_around_mean(jnp.imag(energy), clip_width)
         scale = 1 / jnp.sqrt(batch)
         r_occ = (free - free.mean()) * scale
-        r_psi = 2 * jnp.concatenate([real - real.mean(), imag - imag.mean()]) * scale
+        reference = None if reference_energy is None else reference_energy(occ)
+        r_psi = (
+            2
+            * jnp.concatenate([flow_energy_weights(real, reference), imag - imag.mean()])
+            * scale
+        )
 
         jac_occ = jac_psi = None
         if occupation:
