@@ -38,6 +38,8 @@ def test_ground_state_two_electrons_in_trap(tmp_path):
 def test_ideal_quantum_dot_full_method(tmp_path):
     """Ideal 2D dot, N = 6 polarized, beta = 2: F within 3 sigma of exact, flow -> identity."""
     result = _run("bench_ideal_dot.py", tmp_path)
-    assert result["free_energy_err"] < 2e-3, result["free_energy_err"]
+    assert result["free_energy_err"] < 1e-3, result["free_energy_err"]
     assert abs(result["deviation"]) < 3 * result["free_energy_err"], result["deviation_sigma"]
-    assert result["displacement_rms_end"] <= result["displacement_rms_start"]
+    # The flow starts displaced from the identity and must learn its way back.
+    assert result["displacement_rms_start"] > 0.01
+    assert result["displacement_rms_end"] < 0.1 * result["displacement_rms_start"]
