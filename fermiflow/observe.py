@@ -44,6 +44,7 @@ from fermiflow.checkpoint import load_checkpoint, restore_latest
 from fermiflow.cli import OBSERVABLES, add_observe_arguments
 from fermiflow.config import Config, config_from_json, make_system
 from fermiflow.hamiltonians.systems import ElectronGas
+from fermiflow.models.flow import fold_fraction
 
 __all__ = [
     "OBSERVABLES",
@@ -334,6 +335,14 @@ def observe_run(run_dir: str | Path, *, n_samples: int | None = None,
                                        jax.random.fold_in(run.state.key, 3)))
     if "density" in names:
         result["density"] = _density(run, x, n_bins)
+    if box:  # walkers never see a fold: test on uniform configurations (flow.fold_fraction)
+        uniform = jax.random.uniform(jax.random.fold_in(run.state.key, 5),
+                                     (4096, run.problem.n, run.problem.dim), x.dtype)
+        fraction, err = fold_fraction(run.problem.flow.apply, run.state.params.wavefunction,
+                                      uniform * run.problem.box_length)
+        result["flow_fold_fraction"] = {"value": float(fraction), "error": float(err),
+                                        "n_configurations": 4096,
+                                        "configurations": "uniform in the box"}
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "observe"
     out_dir.mkdir(parents=True, exist_ok=True)
     result = _clean(result)
@@ -349,6 +358,11 @@ def observe_run(run_dir: str | Path, *, n_samples: int | None = None,
 
 
 def _print_summary(result: dict) -> None:
+    fold = result.get("flow_fold_fraction")
+    if fold is not None and fold["value"] > 0:
+        print(f"  WARNING: the flow folds space (det dzeta/dx <= 0) on {fold['value']:.4f} +- "
+              f"{fold['error']:.4f} of uniform configurations: Psi_K is not normalized there "
+              "and F is not a guaranteed upper bound.")
     print(f"fermiflow observe: {result['run_dir']} {result['checkpoint']}, "
           f"{result['n_samples']} fresh samples")
     thermo = result.get("thermodynamics", {})

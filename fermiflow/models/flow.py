@@ -34,6 +34,7 @@ __all__ = [
     "check_init_scale",
     "dense_log_det",
     "dense_slogdet",
+    "fold_fraction",
     "invert_flow",
     "make_identity_flow",
     "value_and_log_det",
@@ -117,6 +118,29 @@ def value_and_log_det(fn: Callable[[Array], Array], x: Array) -> tuple[Array, Ar
     jac, value = jax.jacfwd(_with_aux(fn), has_aux=True)(x)
     sign, log_abs = jnp.linalg.slogdet(_square(jac))
     return value, jnp.where(sign > 0, log_abs, jnp.asarray(jnp.nan, log_abs.dtype))
+
+
+def fold_fraction(apply: Callable, params, x: ArrayLike) -> tuple[Array, Array]:
+    """Return the fraction of configurations where a flow folds space, and its error.
+
+    A trained flow is a bijection only where ``det d zeta / d x > 0`` everywhere;
+    Metropolis walkers never see a fold (log Psi_K is NaN there, so such proposals
+    are rejected), so check on configurations drawn independently of |Psi_K|^2,
+    e.g. uniform in the box. A nonzero fraction means Psi_K is not normalized and
+    the variational bound F >= -T ln Z is no longer guaranteed.
+
+    Args:
+      apply: ``(params, x: (n, dim)) -> (zeta, log_det)``, NaN log_det at a fold.
+      params: the flow parameters.
+      x: (m, n, dim) test configurations.
+
+    Returns:
+      ``(fraction: (), stderr: ())``, the binomial standard error sqrt(f (1-f) / m).
+    """
+    x = jnp.asarray(x)
+    log_det = jax.lax.map(lambda y: apply(params, y)[1], x, batch_size=min(256, x.shape[0]))
+    fraction = jnp.mean(jnp.isnan(log_det))
+    return fraction, jnp.sqrt(fraction * (1 - fraction) / x.shape[0])
 
 
 def make_identity_flow() -> Flow:

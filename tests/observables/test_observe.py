@@ -123,6 +123,8 @@ def test_electron_gas_run_is_observed_after_a_fresh_start(tmp_path):
     assert np.array(n_k["off_diagonal"]["value"]).shape == (2, 9)
     box = result["density"]["box"]
     np.testing.assert_allclose(np.mean(box["value"]), box["uniform"], rtol=1e-12)
+    # A 4-step backflow is still a bijection: no fold on 4096 uniform configurations.
+    assert result["flow_fold_fraction"]["value"] == 0.0
     idata = arviz.from_netcdf(run_dir / "observe" / "local_values.nc")
     assert idata.posterior["energy"].shape == (32, 1024 // 32)
     assert (run_dir / "observe" / "observables.png").stat().st_size > 10_000
