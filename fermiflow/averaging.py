@@ -9,14 +9,22 @@ removes most of that bias (Polyak & Juditsky, SIAM J. Control Optim. 30, 838 (19
 It matters most where the minimum is known exactly, e.g. the ideal gas, whose optimal
 flow is the identity and whose F must come out within its error bar.
 
-Pure functions on a NamedTuple state, on any parameter pytree:
+Pure functions on a NamedTuple state, on any parameter pytree; in a host loop::
 
->>> average = init_average(params)
->>> for step in range(n):
-...     state, _ = train_step(state)
-...     if step >= n // 2:
-...         average = update_average(average, state.params)
->>> evaluate(..., average.mean, ...)
+    average = init_average(state.params)
+    for step in range(n):
+        state, _ = train_step(state)
+        if step >= n // 2:
+            average = update_average(average, state.params)
+    # then evaluate at average.mean
+
+Examples:
+  >>> import jax.numpy as jnp
+  >>> average = init_average({"w": jnp.zeros(2)})
+  >>> for w in (1.0, 2.0, 6.0):
+  ...     average = update_average(average, {"w": jnp.full(2, w)})
+  >>> average.mean["w"].tolist(), int(average.count)
+  ([3.0, 3.0], 3)
 """
 
 from __future__ import annotations
