@@ -202,7 +202,7 @@ def test_control_variate_removes_between_set_noise_at_the_identity():
             model.log_prob, log_psi, lambda y: jnp.zeros((), y.dtype), temperature=T,
             clip_width=None, reference_energy=ref,
         )
-        grads[name] = loss.value_and_grad(params, _state(occ, x))[1].wavefunction
+        grads[name] = jax.jit(loss.value_and_grad)(params, _state(occ, x))[1].wavefunction
     norm = lambda g: float(optax.global_norm(g))  # noqa: E731
     assert norm(grads["batch"]) > 1e-3
     assert norm(grads["mode"]) < 1e-9 * norm(grads["batch"])

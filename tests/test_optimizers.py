@@ -93,9 +93,9 @@ def test_sr_inputs_reproduce_the_loss_gradients(key):
     state = JointState(occ, jnp.zeros(batch), walkers)
     potential = lambda y: jnp.sum(jnp.cos(2 * jnp.pi * y / box))  # noqa: E731
     loss = make_free_energy_loss(model.log_prob, log_psi, potential, temperature=temperature)
-    (_, values), grads = loss.value_and_grad(params, state)
+    (_, values), grads = jax.jit(loss.value_and_grad)(params, state)
     sr_inputs = make_sr_inputs(model.log_prob, log_psi, temperature=temperature)
-    jacobians, residuals = sr_inputs(params, state, values)
+    jacobians, residuals = jax.jit(sr_inputs)(params, state, values)
     for name in ("occupation", "wavefunction"):
         jac, res, grad = getattr(jacobians, name), getattr(residuals, name), getattr(grads, name)
         rebuilt = jax.tree.map(lambda j, r=res: jnp.einsum("m...,m->...", j, r), jac)
