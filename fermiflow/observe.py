@@ -45,6 +45,7 @@ from fermiflow.cli import OBSERVABLES, add_observe_arguments
 from fermiflow.config import Config, config_from_json, make_system
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.models.flow import fold_fraction
+from fermiflow.plots import plot_observables
 
 __all__ = [
     "OBSERVABLES",
@@ -224,54 +225,6 @@ def _density(run: LoadedRun, x: np.ndarray, n_bins: int) -> dict:
     return out
 
 
-def _plot(result: dict, path: Path, title: str) -> Path | None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    panels = [key for key in ("pair_correlation", "structure_factor", "momentum") if key in result]
-    density = result.get("density", {})
-    panels += [f"density_{key}" for key in ("radial", "image") if key in density]
-    if not panels:
-        return None
-    figure = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
-    FigureCanvasAgg(figure)
-    for axis, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels,
-                           strict=True):
-        if panel == "density_image":
-            image, edges = np.array(density["image"]["value"]), density["image"]["edges"]
-            mesh = axis.pcolormesh(edges, edges, image.T, cmap="viridis")
-            figure.colorbar(mesh, ax=axis, label="density [Bohr^-2]")
-            axis.set_aspect("equal")
-            axis.set_xlabel("x [Bohr]")
-            axis.set_ylabel("y [Bohr]")
-            continue
-        if panel == "momentum":
-            data = result["momentum"]
-            k = np.array(data["k"])
-            for s, name in enumerate(data["species"]):
-                for label, key, marker in (("off-diagonal", "off_diagonal", "o"),
-                                           ("p(K)", "quasi_particle", "x")):
-                    axis.errorbar(k, np.array(data[key]["value"])[s], np.array(
-                        data[key]["error"])[s], fmt=marker, ms=3, label=f"{name} {label}")
-                axis.plot(k, data["ideal_exact"][s], "k.", ms=2, label=f"{name} ideal")
-            axis.set_xlabel("|k| [1/Bohr]")
-            axis.set_ylabel("n(k)")
-        else:
-            data = result[panel] if panel in result else density[panel.split("_")[1]]
-            xs = np.array(data.get("r", data.get("k")))
-            value, error = np.array(data["value"]), np.array(data["error"])
-            value, error = (value, error) if value.ndim > 1 else (value[None], error[None])
-            for c, name in enumerate(data.get("channels", ("all",))):
-                axis.errorbar(xs, value[c], error[c], ms=3, fmt="o-", lw=0.8, label=name)
-            axis.set_xlabel("r [Bohr]" if "r" in data else "k [1/Bohr]")
-            axis.set_ylabel({"pair_correlation": "g(r)", "structure_factor": "S(k)"}.get(
-                panel, "density [Bohr^-dim]"))
-        axis.legend(fontsize=6)
-    figure.suptitle(title, fontsize=9)
-    figure.savefig(path, dpi=110)
-    return path
-
-
 def _clean(value: Any) -> Any:
     """JSON-ready: NaN/inf -> None, NumPy -> Python, tuples -> lists."""
     if isinstance(value, dict):
@@ -348,7 +301,7 @@ def observe_run(run_dir: str | Path, *, n_samples: int | None = None,
     result = _clean(result)
     (out_dir / "observables.json").write_text(json.dumps(result, indent=1, allow_nan=False))
     title = f"{run_dir.name}: {run.config.system.kind}, N={run.problem.n}, step {result['step']}"
-    _plot(result, out_dir / "observables.png", title)
+    plot_observables(result, out_dir / "observables.png", title)
     traces = obs.thermodynamic_traces(values, temperature=run.problem.temperature)
     traces["log_p"] = np.asarray(values.log_p, np.float64).T
     with warnings.catch_warnings():  # ArviZ warns when walkers outnumber steps

@@ -22,6 +22,7 @@ __all__ = [
     "QUANTITIES",
     "blocked_estimates",
     "classical_reference",
+    "plot_observables",
     "plot_training",
     "quantum_reference",
     "summary_table",
@@ -239,3 +240,55 @@ def summary_table(
             refs += f"{'—':>15}" if ex is None else f"{ex / n_particles:15.6f}"
         lines.append(f"{label:<16}{cells}{refs}".rstrip())
     return "\n".join(lines)
+
+
+def plot_observables(result: dict, path: Path, title: str) -> Path | None:
+    """Plot the curves of a ``fermiflow observe`` result (g(r), S(k), n(k), densities).
+
+    Returns the path written, or None when the result has no curve to plot.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [key for key in ("pair_correlation", "structure_factor", "momentum") if key in result]
+    density = result.get("density", {})
+    panels += [f"density_{key}" for key in ("radial", "image") if key in density]
+    if not panels:
+        return None
+    figure = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    for axis, panel in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels,
+                           strict=True):
+        if panel == "density_image":
+            image, edges = np.array(density["image"]["value"]), density["image"]["edges"]
+            mesh = axis.pcolormesh(edges, edges, image.T, cmap="viridis")
+            figure.colorbar(mesh, ax=axis, label="density [Bohr^-2]")
+            axis.set_aspect("equal")
+            axis.set_xlabel("x [Bohr]")
+            axis.set_ylabel("y [Bohr]")
+            continue
+        if panel == "momentum":
+            data = result["momentum"]
+            k = np.array(data["k"])
+            for s, name in enumerate(data["species"]):
+                for label, key, marker in (("off-diagonal", "off_diagonal", "o"),
+                                           ("p(K)", "quasi_particle", "x")):
+                    axis.errorbar(k, np.array(data[key]["value"])[s], np.array(
+                        data[key]["error"])[s], fmt=marker, ms=3, label=f"{name} {label}")
+                axis.plot(k, data["ideal_exact"][s], "k.", ms=2, label=f"{name} ideal")
+            axis.set_xlabel("|k| [1/Bohr]")
+            axis.set_ylabel("n(k)")
+        else:
+            data = result[panel] if panel in result else density[panel.split("_")[1]]
+            xs = np.array(data.get("r", data.get("k")))
+            value, error = np.array(data["value"]), np.array(data["error"])
+            value, error = (value, error) if value.ndim > 1 else (value[None], error[None])
+            for c, name in enumerate(data.get("channels", ("all",))):
+                axis.errorbar(xs, value[c], error[c], ms=3, fmt="o-", lw=0.8, label=name)
+            axis.set_xlabel("r [Bohr]" if "r" in data else "k [1/Bohr]")
+            axis.set_ylabel({"pair_correlation": "g(r)", "structure_factor": "S(k)"}.get(
+                panel, "density [Bohr^-dim]"))
+        axis.legend(fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    figure.savefig(path, dpi=110)
+    return path
