@@ -99,6 +99,7 @@ class ModelConfig:
     width_two: int = 16
     n_frequencies: int = 3
     init_scale: float = 1e-2
+    radial_blocks: int = 0  # backflow in a box: extra certified radial pair layers
     base_scale: float = 1.0  # classical flow: width of the Gaussian base, Bohr
 
 

@@ -208,7 +208,8 @@ def _build_quantum(config: Config, system: Any, scale: float, devices: list | No
                                               n_heads=m.n_heads, hidden=m.hidden,
                                               param_dtype=jnp.float64)}.get(m.occupation)
     flow_options = (dict(depth=m.depth, width_one=m.width_one, width_two=m.width_two,
-                         n_frequencies=m.n_frequencies, init_scale=m.init_scale)
+                         n_frequencies=m.n_frequencies, init_scale=m.init_scale,
+                         radial_blocks=m.radial_blocks)
                     if m.flow == "backflow" else None)
     problem = make_quantum_problem(system, occupation=m.occupation,
                                    occupation_options=occupation_options, flow=m.flow,

@@ -173,3 +173,15 @@ def test_every_preset_passes_the_dry_run(path):
     assert sum(engine.n_params.values()) > 0
     assert engine.reference["F"] is not None and np.isfinite(engine.reference["F"])
     assert "expected" in path.read_text().lower()  # each preset states its expected range
+    if config.model.radial_blocks:  # the stacked radial layers reach the flow params
+        paths = jax.tree_util.tree_flatten_with_path(engine.template)[0]
+        names = " ".join(jax.tree_util.keystr(path) for path, _ in paths)
+        assert f"scale_radial_{config.model.radial_blocks}" in names
+
+
+def test_radial_blocks_in_a_trap_is_rejected_before_compiling():
+    from fermiflow.engine import build_engine
+
+    config = load_config(None, ["model.radial_blocks=1"])  # the demo: a quantum dot
+    with pytest.raises(ValueError, match="radial_blocks"):
+        build_engine(config)

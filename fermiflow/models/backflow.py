@@ -60,7 +60,7 @@ from fermiflow.models.flow import (
     value_and_log_det,
 )
 from fermiflow.types import Array, ArrayLike, Params, PRNGKey
-from fermiflow.validation import check_positive_int
+from fermiflow.validation import check_nonnegative_int, check_positive_int
 
 __all__ = ["make_backflow"]
 
@@ -86,6 +86,7 @@ class _Backflow(nn.Module):
     init_scale: float
     max_lipschitz: float | None  # None: checked only (free space, or certify=False)
     n_radial: int  # radial pair Gaussians (box only; 0 in free space)
+    radial_blocks: int  # further radial-only residual layers, each certified on its own
 
     def _input_streams(self, x: Array, distance: Array) -> tuple[Array, Array]:
         spin = spin_feature(self.n_up, self.n_down, x.dtype)
@@ -107,12 +108,12 @@ class _Backflow(nn.Module):
                 means.append(h_two[:, start:stop].mean(1))
         return means
 
-    def _radial(self, distance: Array, dtype) -> tuple[Array, Array]:
+    def _radial(self, distance: Array, dtype, name: str = "scale_radial") -> tuple[Array, Array]:
         """Radial pair amplitudes sum_k w_k phi_k(d_ij): (n, n), and sum_k |w_k| per pair kind."""
         widths = self.box_length * jnp.asarray(RADIAL_WIDTHS[: self.n_radial], dtype)
         init = nn.initializers.constant(self.init_scale / self.n_radial)
         # Row 0: same-spin pairs, row 1: opposite-spin pairs.
-        weights = self.param("scale_radial", init, (2, self.n_radial), dtype).astype(dtype)
+        weights = self.param(name, init, (2, self.n_radial), dtype).astype(dtype)
         spin = spin_feature(self.n_up, self.n_down, dtype)[:, 0]
         same = spin[:, None] == spin[None, :]
         per_pair = jnp.where(same[..., None], weights[0], weights[1])  # (n, n, k)
@@ -186,7 +187,19 @@ class _Backflow(nn.Module):
         if self.box_length is None:
             one_body = jnp.tanh(dense(1)(h_one))
             shift = shift + self._scale("scale_one", x.dtype) * one_body * x
-        return x + shift
+        zeta = x + shift
+        for block in range(self.radial_blocks):
+            zeta = self._radial_block(zeta, f"scale_radial_{block + 1}")
+        return zeta
+
+    def _radial_block(self, x: Array, name: str) -> Array:
+        """One more residual layer x + sum_j f(d_ij) u_ij of the radial term alone."""
+        geometry = pair_geometry(x, self.box_length)
+        radial, weight_sums = self._radial(geometry.distance, x.dtype, name)
+        if self.max_lipschitz is not None:
+            bound = radial_bound(weight_sums, x.shape[0])
+            radial = certified_factor(bound, self.max_lipschitz) * radial
+        return x + jnp.einsum("ij,ijd->id", radial, geometry.direction)
 
 
 def _check_certify(
@@ -228,6 +241,16 @@ def _check_n_radial(n_radial: int | None, box_length: float | None) -> int:
     return n_radial
 
 
+def _check_radial_blocks(radial_blocks: int, n_radial: int) -> int:
+    radial_blocks = check_nonnegative_int("radial_blocks", radial_blocks)
+    if radial_blocks and not n_radial:
+        raise ValueError(
+            f"radial_blocks={radial_blocks} needs radial pair terms (n_radial > 0, a "
+            "periodic box). Use radial_blocks=0 for a trap or with n_radial=0."
+        )
+    return radial_blocks
+
+
 def make_backflow(
     *,
     n_up: int,
@@ -242,6 +265,7 @@ def make_backflow(
     certify: bool | None = None,
     max_lipschitz: float = 0.9,
     n_radial: int | None = None,
+    radial_blocks: int = 0,
 ) -> Flow:
     """Build the residual backflow and its exact dense log-Jacobian.
 
@@ -266,6 +290,10 @@ def make_backflow(
       n_radial: static, number of radial pair Gaussians (widths L/16, L/8, L/4, L/2;
         separate weights for same- and opposite-spin pairs), 0 to 4. None means 4 in
         the box and 0 in free space, where they are not available.
+      radial_blocks: static, number of further layers zeta -> zeta + sum_j f_b(d_ij) u_ij
+        composed after the first (box only, needs n_radial > 0). Each is certified
+        on its own (Lip <= max_lipschitz), so the composition is still a bijection
+        with det > 0, and can deform more than one capped layer.
 
     Returns:
       A :class:`Flow`; ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``
@@ -286,7 +314,8 @@ def make_backflow(
     n_up, n_down, dim, box_length = check_flow_system(n_up, n_down, dim, box_length)
     module = _Backflow(
         max_lipschitz=_check_certify(certify, max_lipschitz, box_length),
-        n_radial=_check_n_radial(n_radial, box_length),
+        n_radial=(n_radial := _check_n_radial(n_radial, box_length)),
+        radial_blocks=_check_radial_blocks(radial_blocks, n_radial),
         n_up=n_up,
         n_down=n_down,
         box_length=box_length,

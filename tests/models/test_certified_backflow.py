@@ -171,3 +171,31 @@ def test_radial_term_obeys_its_tight_bound(system):
     # Measured: 0.16 (2D, two spins) and 0.2-0.3 (3D) of the bound; the lower limit
     # only guards against a test that cannot reach the bound's scale.
     assert 0.1 * bound < largest <= bound
+
+
+def test_stacked_radial_blocks_stay_bijective_and_symmetric():
+    n_up, n_down, dim, length = SYSTEMS["2d_two_spins"]
+    n, blocks = n_up + n_down, 3
+    kwargs = dict(n_up=n_up, n_down=n_down, dim=dim, box_length=length, radial_blocks=blocks)
+    flow, unsafe = make_backflow(**kwargs), make_backflow(**kwargs, certify=False)
+    params = _amplified(flow.init(jax.random.key(8), jnp.zeros((n, dim))), 50.0, 3.0)
+    assert {f"scale_radial_{b}" for b in range(1, blocks + 1)} <= set(params["params"])
+    x = jax.random.uniform(jax.random.key(9), (N_CONFIGS, n, dim)) * length
+    folded, _ = fold_fraction(unsafe.apply, params, x)
+    assert float(folded) > 0.1
+    apply = jax.jit(jax.vmap(lambda y: flow.apply(params, y)))
+    zeta, log_det = apply(x)
+    n_layers = blocks + 1  # each layer's log-det lies in n dim [ln(1 - c), ln(1 + c)]
+    assert float(log_det.min()) >= n_layers * n * dim * np.log(1 - C)
+    assert float(log_det.max()) <= n_layers * n * dim * np.log(1 + C)
+    within = jnp.array([1, 2, 0, 4, 3])
+    zeta_perm, log_det_perm = apply(x[:, within] + length)
+    np.testing.assert_allclose(zeta_perm, zeta[:, within] + length, atol=1e-11)
+    np.testing.assert_allclose(log_det_perm, log_det, atol=1e-11)
+
+
+def test_bad_radial_blocks_raise():
+    with pytest.raises(ValueError, match="radial_blocks"):
+        make_backflow(n_up=2, n_down=1, dim=2, box_length=None, radial_blocks=1)
+    with pytest.raises(ValueError, match="radial_blocks"):
+        make_backflow(n_up=2, n_down=1, dim=2, box_length=2.0, radial_blocks=-1)
