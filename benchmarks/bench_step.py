@@ -14,7 +14,8 @@ Compile time = ``lower(state).compile()``; then one untimed warm-up step and
 ``repeats`` timed steps (each ended by ``block_until_ready``); the median and the
 process CPU time per step are reported with the load average before and after. The
 reference is the m* paper's published code, about 21 s per step on these 2-core
-machines (issue 5). Usage: ``python benchmarks/bench_step.py [--paths fast exact]``.
+machines (issue 5). Usage: ``python benchmarks/bench_step.py [--paths fast exact]
+[--set model.radial_blocks=0 --label no_radial_blocks]``.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ COMMON = ["run.pretrain_steps=0", "sampler.n_thermalize=0", "sampler.batch=256",
           "sampler.n_sweeps=50", "sampler.n_extra_sweeps=0"]
 
 
-def _time_path(name: str, repeats: int) -> dict:
-    config = load_config(CONFIG, COMMON + PATHS[name])
+def _time_path(name: str, repeats: int, extra: list[str]) -> dict:
+    config = load_config(CONFIG, COMMON + PATHS[name] + extra)
     engine = build_engine(config)
     state = engine.place(engine.init()[0])
     load_before = list(os.getloadavg())
@@ -61,7 +62,7 @@ def _time_path(name: str, repeats: int) -> dict:
         cpu_times.append(time.process_time() - cpu_start)
         free.append(float(metrics.estimates.free_energy))
     median = statistics.median(times)
-    row = {"settings": {"overrides": COMMON + PATHS[name], "config": str(CONFIG.name)},
+    row = {"settings": {"overrides": COMMON + PATHS[name] + extra, "config": str(CONFIG.name)},
            "compile_s": compile_s, "compile_cpu_s": compile_cpu_s, "repeats": repeats,
            "times_s": times, "cpu_times_s": cpu_times, "median_s": median,
            "median_cpu_s": statistics.median(cpu_times),
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", default=["fast", "exact"], choices=list(PATHS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS_DIR / "step_heg2d_n13_cpu.json"))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="extra config override (e.g. model.radial_blocks=0)")
+    parser.add_argument("--label", default=None, help="record name (default: the path)")
     args = parser.parse_args()
     result = {"benchmark": "bench_step", "environment": environment(),
               "reference_s_per_step": REFERENCE_S,
@@ -87,7 +91,8 @@ def main() -> None:
         with open(args.out) as f:
             result["paths"] = json.load(f).get("paths", {})
     for name in args.paths:
-        result["paths"][name] = _time_path(name, args.repeats)
+        label = f"{name}_{args.label}" if args.label else name
+        result["paths"][label] = _time_path(name, args.repeats, args.set)
         result["environment"]["load_average_at_end"] = list(os.getloadavg())
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
