@@ -3,16 +3,19 @@
 FermiNet-style one- and two-particle streams (arXiv:1909.02487) feed a residual that
 moves each particle along equivariant vectors:
 
-  zeta_i = x_i + sum_{j != i} [s_pair tanh(b_ij) + f(d_ij)] u_ij  [+ s_one tanh(a_i) x_i  (trap)],
+  zeta_i = x_i + sum_{j != i} [s_pair tanh(b_ij) + f(d_ij)] u_ij
+           [+ s_one tanh(a_i) x_i  (trap)],
 
 where u_ij is r_ij = x_i - x_j in free space and (L / 2 pi) sin(2 pi r_ij / L) in the
 box, a_i and b_ij are read off the streams, and s_one, s_pair are learnable scales
 initialised to ``init_scale``. In the box f(d) = sum_k w_k exp(-d^2 / 2 sigma_k^2) is
 a learnable radial function of the smooth periodic distance (same- and
 opposite-spin weights w_k, sum initialised to ``init_scale``; absent in free space):
-the classic two-body backflow, whose Lipschitz constant has a tight bound. Spin enters as a +-1 feature of each particle and the
-streams average over each spin block separately, so T is equivariant under
-permutations within a spin block but not across blocks.
+the classic two-body backflow, whose Lipschitz constant has a tight bound. Spin
+enters as a +-1 feature of each particle and the streams average over each spin
+block separately, so T is equivariant under permutations within a spin block but not
+across blocks. ``radial_blocks`` further layers zeta -> zeta + sum_j f_b(d_ij) u_ij
+may follow (box only).
 
 Box: the streams start from periodic pair features only (cos / sin of 2 pi m r_ij / L
 and the smooth periodic distance), never from absolute positions, hence
@@ -44,6 +47,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fermiflow.models.features import pair_geometry, periodic_harmonics, spin_feature
+from fermiflow.models.flow import (
+    Flow,
+    check_flow_system,
+    check_init_scale,
+    value_and_log_det,
+)
 from fermiflow.models.lipschitz import (
     amplitude_bound,
     certified_factor,
@@ -52,12 +61,6 @@ from fermiflow.models.lipschitz import (
     radial_bound,
     spectral_norm,
     stream_layer_bounds,
-)
-from fermiflow.models.flow import (
-    Flow,
-    check_flow_system,
-    check_init_scale,
-    value_and_log_det,
 )
 from fermiflow.types import Array, ArrayLike, Params, PRNGKey
 from fermiflow.validation import check_nonnegative_int, check_positive_int

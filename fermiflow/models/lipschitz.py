@@ -97,9 +97,12 @@ def stream_layer_bounds(
     """Propagate the stream bounds through one FermiNet-style layer.
 
     Args:
-      lip_one, lip_two: () bounds of the one- and two-particle streams going in.
-      norm_one, norm_two: () spectral norms of the layer's two kernels.
-      residual_one, residual_two: static, whether each stream adds its input back.
+      lip_one: () bound of the one-particle stream going in.
+      lip_two: () bound of the two-particle stream going in.
+      norm_one: () spectral norm of the one-particle stream's kernel.
+      norm_two: () spectral norm of the two-particle stream's kernel.
+      residual_one: static, whether the one-particle stream adds its input back.
+      residual_two: static, whether the two-particle stream adds its input back.
       n: static, number of particles.
       smallest_block: static, size of the smallest nonempty spin block.
 
@@ -126,7 +129,8 @@ def network_bound(lip_amplitude: Array, *, n: int, dim: int, box_length: float) 
 
     Args:
       lip_amplitude: () bound of Lip(A).
-      n, dim: static, particle number and dimension.
+      n: static, number of particles.
+      dim: static, dimension.
       box_length: static, side L of the box, Bohr.
 
     Returns:
