@@ -22,15 +22,17 @@ and the smooth periodic distance), never from absolute positions, hence
 T(x + c) = T(x) + c and T(x + L e_i) = T(x) + L e_i. Free space: the streams start
 from |x_i|^2 and |r_ij|, hence T commutes with rotations (and parity in 1D).
 
-Invertibility. In the box it is certified by default: the pair scale is capped so
-that a Lipschitz bound of the residual, computed from the spectral norms of the
-kernels (:mod:`fermiflow.models.lipschitz`), stays below ``max_lipschitz`` < 1, which
-makes T a bijection of the torus with det > 0 everywhere, whatever the parameters.
+Invertibility. In the box it is certified by default: the residual (many-body and
+radial terms together) is scaled so that a Lipschitz bound, computed from the kernels'
+spectral norms and the radial weights (:mod:`fermiflow.models.lipschitz`), stays at or
+below ``max_lipschitz`` < 1, which makes T a bijection of the torus with det > 0
+everywhere, whatever the parameters.
 (An uncapped box backflow trained on the 2D gas at rs = 10 folded space on 9.5% of
 uniform configurations, invisible to the Metropolis walkers.) In free space the pair
 vectors r_ij and the one-body term s_one x_i are unbounded, so no global bound exists
-and invertibility is only checked: the log-det (``slogdet`` of the dense
-``(n dim, n dim)`` Jacobian) is NaN wherever det <= 0, in every mode. A positive
+and invertibility is only checked: in free space, and in the box with
+``certify=False``, the log-det (``slogdet`` of the dense ``(n dim, n dim)``
+Jacobian) is NaN wherever det <= 0. A positive
 determinant everywhere makes T a bijection (a proper local diffeomorphism of
 R^(n dim) while |s_one| + 2 (n - 1) |s_pair| < 1 keeps T proper).
 
