@@ -1,7 +1,7 @@
 """Classical Coulomb gas, N = 2 in a 2D trap: variational F of a flow against F_exact.
 
 H = sum_i |x_i|^2 / 2 + 1 / |x_1 - x_2| (omega = 1, coupling = 1) at T = 0.5. The
-flow density (``make_classical_flow``) is trained by ``fermiflow.classical`` (Adam,
+flow density (``make_classical_flow``) is trained by ``fermiflow.training.classical`` (Adam,
 reparameterized gradient) and evaluated on a large fresh batch of exact samples.
 F_exact = -T ln Z from the centre-of-mass / relative-coordinate reduction and a 1D
 quadrature (``classical_pair_free_energy``). Acceptance: |F - F_exact| < 2e-3 and F not
@@ -35,18 +35,18 @@ import jax.numpy as jnp
 import numpy as np
 from _common import environment, log, write_results
 
-from fermiflow.classical import (
+from fermiflow.hamiltonians.harmonic import make_classical_coulomb_gas_energy
+from fermiflow.hamiltonians.systems import ClassicalCoulombGas
+from fermiflow.models.backflow import make_backflow
+from fermiflow.models.classical_flow import make_classical_flow
+from fermiflow.models.flow import dense_slogdet
+from fermiflow.training.classical import (
     classical_adam,
     classical_pair_free_energy,
     make_classical_evaluator,
     make_classical_step,
     train_classical,
 )
-from fermiflow.hamiltonians.harmonic import make_classical_coulomb_gas_energy
-from fermiflow.hamiltonians.systems import ClassicalCoulombGas
-from fermiflow.models.backflow import make_backflow
-from fermiflow.models.classical_flow import make_classical_flow
-from fermiflow.models.flow import dense_slogdet
 
 SYSTEM = ClassicalCoulombGas(n=2, dim=2, omega=1.0, coupling=1.0, temperature=0.5)
 FLOW = dict(base_scale=2.0, depth=2, width_one=16, width_two=16)

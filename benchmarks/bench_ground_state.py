@@ -29,12 +29,12 @@ import optax
 from _common import environment
 
 from fermiflow.hamiltonians.systems import QuantumDot
-from fermiflow.loss import make_free_energy_loss
+from fermiflow.models.density_matrix import make_quantum_problem
 from fermiflow.observables.blocking import blocking_error
-from fermiflow.optimizers import make_sr_inputs, natural_gradient
-from fermiflow.problem import make_quantum_problem
 from fermiflow.sampling.joint import make_joint_sampler
-from fermiflow.train import make_evaluate, make_train_step
+from fermiflow.training.loss import make_free_energy_loss
+from fermiflow.training.natural_gradient import make_sr_inputs, natural_gradient
+from fermiflow.training.step import make_evaluate, make_train_step
 
 EXACT = 3.0
 

@@ -4,7 +4,7 @@ Six spin-polarized free electrons (coupling 0) in the 2D trap, omega = 1, beta =
 oscillator modes of the first 4 shells (10 modes, all C(10, 6) = 210 sets). Both
 networks are trained from scratch: p(K) a categorical softmax over the 210 sets
 first pretrained alone against the ideal Boltzmann distribution from the uniform
-start (fermiflow.pretrain, the standard start of a finite-T run), then trained
+start (fermiflow.training.pretrain, the standard start of a finite-T run), then trained
 jointly with the flow, a residual backflow starting near (not at) the identity.
 The exact canonical F for the same cutoff comes from
 fermiflow.hamiltonians.free_fermions. The optimum is p = Boltzmann and the identity
@@ -17,7 +17,7 @@ baseline alone its noise (E0(K) - <E>) d ln Psi does not, and Adam (whose steps 
 the size of the learning rate whatever the gradient) then random-walks the flow at a
 distance set by the step: F stayed 4-23 sigma above the exact value in our runs. The
 default here is the E0(K) control variate of the flow gradient (``reference_energy``
-of :func:`fermiflow.loss.make_free_energy_loss`: unbiased, and exactly zero at the
+of :func:`fermiflow.training.loss.make_free_energy_loss`: unbiased, and exactly zero at the
 identity) with plain SGD, whose steps shrink with the gradient, so the flow contracts
 to the identity instead of diffusing around it; p(K), already at its optimum after
 pretraining, takes small natural-gradient steps. The result is evaluated at the
@@ -46,16 +46,16 @@ import numpy as np
 import optax
 from _common import environment
 
-from fermiflow.averaging import init_average, update_average
 from fermiflow.hamiltonians.free_fermions import canonical_ideal_gas
 from fermiflow.hamiltonians.systems import QuantumDot
-from fermiflow.loss import make_free_energy_loss
+from fermiflow.models.density_matrix import make_quantum_problem
 from fermiflow.observables.blocking import blocking_error
-from fermiflow.optimizers import make_sr_inputs, natural_gradient
-from fermiflow.pretrain import pretrain
-from fermiflow.problem import make_quantum_problem
 from fermiflow.sampling.joint import make_joint_sampler
-from fermiflow.train import make_evaluate, make_train_step
+from fermiflow.training.averaging import init_average, update_average
+from fermiflow.training.loss import make_free_energy_loss
+from fermiflow.training.natural_gradient import make_sr_inputs, natural_gradient
+from fermiflow.training.pretrain import pretrain
+from fermiflow.training.step import make_evaluate, make_train_step
 
 
 def _displacement(problem, params, x):

@@ -34,8 +34,8 @@ from _common import RESULTS_DIR, environment, log, param_count
 from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.models.autoregressive import make_set_transformer
-from fermiflow.optimizers import natural_gradient
-from fermiflow.pretrain import make_pretrain_evaluate, make_pretrain_step
+from fermiflow.training.natural_gradient import natural_gradient
+from fermiflow.training.pretrain import make_pretrain_evaluate, make_pretrain_step
 
 RYDBERG = 2.0  # Hartree -> Ry / rs^2 at rs = 1
 GAS = dict(n_up=13, n_down=0, dim=2, rs=1.0, theta=0.15, emax=25, twist=(0.25, 0.25))

@@ -51,9 +51,10 @@ from _common import (
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.models.autoregressive import make_set_transformer
 from fermiflow.models.backflow import make_backflow
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.models.orbitals import make_plane_wave_orbitals
 from fermiflow.models.wavefunction import make_log_psi
-from fermiflow.sampling.joint import JointParams, make_joint_sampler
+from fermiflow.sampling.joint import make_joint_sampler
 from fermiflow.sampling.metropolis import default_width, make_metropolis
 
 N_SWEEPS = 10

@@ -32,8 +32,8 @@ jax.config.update("jax_enable_x64", True)
 
 from _common import REPO_ROOT, RESULTS_DIR, environment  # noqa: E402
 
-from fermiflow.config import load_config  # noqa: E402
-from fermiflow.engine import build_engine  # noqa: E402
+from fermiflow.run.config import load_config  # noqa: E402
+from fermiflow.run.engine import build_engine  # noqa: E402
 
 CONFIG = REPO_ROOT / "configs" / "heg2d_n13_rs10_fast.toml"
 REFERENCE_S = 21.0
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     result = {"benchmark": "bench_step", "environment": environment(),
               "reference_s_per_step": REFERENCE_S,
-              "reference": "m* paper's published code on these 2-core machines (issue 5)",
+              "reference": "m* paper's published code on these 2-core machines",
               "timing": "wall (perf_counter) and process CPU (process_time); shared CPU",
               "paths": {}}
     if os.path.exists(args.out):  # keep paths timed by an earlier call

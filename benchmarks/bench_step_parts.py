@@ -44,10 +44,11 @@ from fermiflow.hamiltonians.kinetic_split import make_flow_kinetic_energy
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.models.autoregressive import make_set_transformer
 from fermiflow.models.backflow import make_backflow
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.orbitals import make_plane_wave_orbitals
 from fermiflow.models.wavefunction import make_log_psi
-from fermiflow.sampling.joint import JointParams, make_joint_sampler
+from fermiflow.sampling.joint import make_joint_sampler
 from fermiflow.sampling.latent import make_latent_joint_sampler
 
 GAS = dict(n_up=13, n_down=0, dim=2, rs=10.0, theta=0.15, emax=25, twist=(0.25, 0.25))

@@ -1,12 +1,13 @@
-"""Type aliases and protocols shared by the whole package.
+"""Type aliases, the one Flow type and the one (init, step) algorithm contract.
 
-Shapes use the axis vocabulary of STYLE.md: ``batch`` (walkers), ``n`` (particles),
-``dim`` (space), ``m`` (single-particle modes), ``steps`` (Monte Carlo time).
+Shapes use this axis vocabulary: ``batch`` (walkers), ``n`` (particles), ``dim``
+(space), ``m`` (single-particle modes), ``steps`` (Monte Carlo time).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 from jax.typing import ArrayLike
@@ -16,6 +17,7 @@ PRNGKey = jax.Array
 Params = Any
 
 __all__ = [
+    "Algorithm",
     "Array",
     "ArrayLike",
     "EnergyFn",
@@ -41,14 +43,32 @@ class LogPsiFn(Protocol):
     def __call__(self, params: Params, x: ArrayLike) -> Array: ...
 
 
-class Flow(Protocol):
+class Flow(NamedTuple):
     """A bijection zeta = T(x) of ONE configuration with its log-Jacobian.
 
-    ``init(key, x: (n, dim)) -> params`` and
-    ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())`` where
-    ``log_det = log|det d zeta / d x|``.
+    Attributes:
+      init: ``(key, x: (n, dim)) -> params``.
+      apply: ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())`` with
+        ``log_det = log|det d zeta / d x|``.
     """
 
-    def init(self, key: PRNGKey, x: ArrayLike) -> Params: ...
+    init: Callable[[PRNGKey, Array], Params]
+    apply: Callable[[Params, Array], tuple[Array, Array]]
 
-    def apply(self, params: Params, x: ArrayLike) -> tuple[Array, Array]: ...
+
+class Algorithm(NamedTuple):
+    """A stateful algorithm as two pure functions (optax/BlackJAX style).
+
+    The train step, the classical trainer and pretraining are all of this type. The
+    state carries its own PRNG key, so ``step`` is a function of the state alone
+    (one jit boundary; a checkpointed state resumes bit for bit).
+
+    Attributes:
+      init: ``(key, params, ...) -> state``: a NamedTuple state holding the key of
+        the next step.
+      step: ``(state) -> (state, info)``: one update and its diagnostics (a
+        NamedTuple of arrays).
+    """
+
+    init: Callable[..., Any]
+    step: Callable[[Any], tuple[Any, Any]]

@@ -1,7 +1,7 @@
 """fermiflow.hamiltonians: local energies of one configuration and exact references.
 
 Units: Hartree atomic units. The NetKet operators live in
-``fermiflow.hamiltonians.netket_interop`` and are not re-exported here, because
+``fermiflow.interop.operators`` and are not re-exported here, because
 importing netket switches JAX to float64 globally; import that module explicitly.
 """
 
@@ -36,6 +36,7 @@ from fermiflow.hamiltonians.kinetic_split import (
     make_flow_kinetic_energy,
     make_split_kinetic_energy,
 )
+from fermiflow.hamiltonians.references import classical_reference, ideal_reference
 from fermiflow.hamiltonians.spectrum import (
     Spectrum,
     check_enough_modes,
@@ -53,6 +54,8 @@ from fermiflow.hamiltonians.units import (
 )
 
 __all__ = [
+    "classical_reference",
+    "ideal_reference",
     "ClassicalCoulombGas",
     "ElectronGas",
     "ElectronGasScales",

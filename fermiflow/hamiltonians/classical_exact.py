@@ -1,6 +1,6 @@
 """Exact configurational free energy of two classical charges in a harmonic trap.
 
-The reference of the classical Coulomb-gas mode (:mod:`fermiflow.classical`): labelled
+The reference of the classical Coulomb-gas mode (:mod:`fermiflow.training.classical`): labelled
 particles, Z = int dx exp(-H(x) / T) with no 1/N!, reduced to a 1D radial quadrature.
 """
 

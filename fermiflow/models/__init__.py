@@ -1,6 +1,6 @@
 """fermiflow.models: flows, orbitals, many-body states Psi_K and the set models p(K).
 
-The NetKet T=0 model lives in ``fermiflow.models.netket_model`` and is not re-exported
+The NetKet T=0 model lives in ``fermiflow.interop.model`` and is not re-exported
 here, because importing netket switches JAX to float64 globally; import that module
 explicitly.
 """
@@ -19,7 +19,6 @@ from fermiflow.models.categorical import (
 from fermiflow.models.classical_flow import ClassicalFlow, make_classical_flow
 from fermiflow.models.flow import (
     Flow,
-    dense_log_det,
     dense_slogdet,
     invert_flow,
     make_identity_flow,
@@ -47,7 +46,6 @@ __all__ = [
     "Flow",
     "StochasticFlow",
     "closed_shell_occupation",
-    "dense_log_det",
     "dense_slogdet",
     "enumerate_sets",
     "enumerate_spinful_sets",

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from einops import rearrange
 
-from fermiflow.types import Array, ArrayLike, Params, PRNGKey
+from fermiflow.types import Array, ArrayLike, Flow, Params, PRNGKey
 from fermiflow.validation import (
     check_dim,
     check_nonnegative_int,
@@ -32,26 +31,12 @@ __all__ = [
     "Flow",
     "check_flow_system",
     "check_init_scale",
-    "dense_log_det",
     "dense_slogdet",
     "fold_fraction",
     "invert_flow",
     "make_identity_flow",
     "value_and_log_det",
 ]
-
-
-class Flow(NamedTuple):
-    """A permutation-equivariant bijection of one configuration.
-
-    Attributes:
-      init: ``(key, x: (n, dim)) -> params``.
-      apply: ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())`` with
-        ``log_det = log|det d zeta / d x|``.
-    """
-
-    init: Callable[[PRNGKey, Array], Params]
-    apply: Callable[[Params, Array], tuple[Array, Array]]
 
 
 def _square(jac: Array) -> Array:
@@ -79,25 +64,6 @@ def dense_slogdet(fn: Callable[[Array], Array], x: ArrayLike) -> tuple[Array, Ar
       ``(sign, log_abs_det)``, both (), of the (n * dim, n * dim) Jacobian.
     """
     return jnp.linalg.slogdet(_square(jax.jacfwd(fn)(jnp.asarray(x))))
-
-
-def dense_log_det(fn: Callable[[Array], Array], x: ArrayLike) -> Array:
-    """Return log|det d fn / d x| from the dense Jacobian.
-
-    Args:
-      fn: ``(n, dim) -> (n, dim)`` differentiable map.
-      x: (n, dim) point.
-
-    Returns:
-      () log of the absolute value of the (n * dim, n * dim) Jacobian determinant.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> a = jnp.array([[2.0, 1.0], [0.0, 3.0]])
-      >>> float(dense_log_det(lambda x: x @ a, jnp.ones((4, 2))))  # 4 * log 6
-      7.16...
-    """
-    return dense_slogdet(fn, x)[1]
 
 
 def value_and_log_det(fn: Callable[[Array], Array], x: Array) -> tuple[Array, Array]:

@@ -1,17 +1,18 @@
 """fermiflow.observables: error bars, thermodynamics, g(r), S(k), densities, n(k), m*/m."""
 
+from fermiflow.estimate import Estimate, Thermodynamics, batch_estimate
 from fermiflow.observables.blocking import BlockingResult, blocking_analysis, blocking_error
 from fermiflow.observables.density import box_density, density_image, radial_density
 from fermiflow.observables.diagnostics import (
     AcceptanceSummary,
-    Estimate,
+    Diagnostics,
     acceptance_summary,
+    diagnose,
     estimate,
     integrated_autocorrelation_time,
     to_inference_data,
 )
 from fermiflow.observables.effective_mass import (
-    EffectiveMass,
     effective_mass_ratio,
     effective_mass_ratio_pretrained,
     ideal_entropy,
@@ -37,25 +38,28 @@ from fermiflow.observables.pair import (
     structure_factor_from_image,
 )
 from fermiflow.observables.thermodynamics import (
-    Observable,
+    blocked_thermodynamics,
     observables_to_json,
     thermodynamic_estimates,
     thermodynamic_traces,
-    to_observable,
+    thermodynamic_units,
     virial_pressure,
 )
 
 __all__ = [
     "AcceptanceSummary",
     "BlockingResult",
-    "EffectiveMass",
+    "Diagnostics",
     "Estimate",
-    "Observable",
+    "Thermodynamics",
     "acceptance_summary",
+    "batch_estimate",
+    "blocked_thermodynamics",
     "blocking_analysis",
     "blocking_error",
     "box_density",
     "density_image",
+    "diagnose",
     "displacement_grid",
     "effective_mass_ratio",
     "effective_mass_ratio_pretrained",
@@ -81,7 +85,7 @@ __all__ = [
     "structure_factor_from_image",
     "thermodynamic_estimates",
     "thermodynamic_traces",
+    "thermodynamic_units",
     "to_inference_data",
-    "to_observable",
     "virial_pressure",
 ]

@@ -46,7 +46,13 @@ import scipy.stats
 
 from fermiflow.types import ArrayLike
 
-__all__ = ["BlockingResult", "blocking_analysis", "blocking_error"]
+__all__ = [
+    "BlockingResult",
+    "as_chains",
+    "blocking_analysis",
+    "blocking_error",
+    "warn_if_no_plateau",
+]
 
 _QUANTILE = 0.99  # of the chi^2 test (Jonsson 2018)
 _MIN_DRAWS = 4
@@ -74,8 +80,16 @@ class BlockingResult(NamedTuple):
     stderr_by_level: np.ndarray
 
 
-def _as_chains(trace: ArrayLike, name: str) -> np.ndarray:
-    """Return a finite float64 (chains, draws) array, or raise ValueError."""
+def as_chains(trace: ArrayLike, name: str) -> np.ndarray:
+    """Return a finite float64 (chains, draws) array (a 1-d trace is one chain).
+
+    Args:
+      trace: (draws,) or (chains, draws) samples.
+      name: the observable, named in the error message.
+
+    Raises:
+      ValueError: for another shape, fewer than 4 draws per chain, or NaN/inf.
+    """
     x = np.asarray(trace, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -151,7 +165,7 @@ def blocking_analysis(trace: ArrayLike, *, name: str = "trace") -> BlockingResul
       >>> result.block_size, float(result.stderr)
       (4, 0.0)
     """
-    x = _as_chains(trace, name)
+    x = as_chains(trace, name)
     n_chains = x.shape[0]
     n_blocks, var_mean, stat = _levels(x)
     level = _choose_level(n_chains, x.size, n_blocks, var_mean, stat)
@@ -211,11 +225,11 @@ def blocking_error(trace: ArrayLike, *, name: str = "trace") -> float:
       True
     """
     result = blocking_analysis(trace, name=name)
-    _warn_if_no_plateau(result, name)
+    warn_if_no_plateau(result, name)
     return result.stderr
 
 
-def _warn_if_no_plateau(result: BlockingResult, name: str) -> None:
+def warn_if_no_plateau(result: BlockingResult, name: str) -> None:
     """Warn (RuntimeWarning) when blocking found no plateau for ``name``."""
     if not result.plateau_reached:
         warnings.warn(

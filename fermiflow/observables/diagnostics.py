@@ -4,18 +4,20 @@ Layout: every trace is (chains, draws), the ArviZ convention; a chain is one wal
 and a draw one sampler step. A sampler scan that stacks (steps, batch) must be
 transposed (``trace.T``) before it comes here; a wrong orientation cannot be detected.
 
-The error bar of a mean is given two ways that must agree (tests check it on AR(1)
-series with a known variance of the mean):
+:func:`estimate` returns the one :class:`~fermiflow.estimate.Estimate` type; its error
+bar is obtained one of two ways that must agree (tests check it on AR(1) series with
+a known variance of the mean), or the larger of them (the default):
 
-* ``stderr``: ``arviz.mcse(method="mean")`` = std / sqrt(ESS_mean), where ESS_mean is
-  ArviZ's split-chain ESS of the raw values (Geyer's initial monotone sequence;
-  Vehtari et al., arXiv:1903.08008). The rank-normalized bulk ESS is reported as a
-  diagnostic but not used for the error: it is the ESS of the ranks, not of the mean,
-  and differs from it for heavy-tailed local energies.
-* ``stderr_blocking``: automated blocking (``fermiflow.observables.blocking``).
+* ``method="ess"``: ``arviz.mcse(method="mean")`` = std / sqrt(ESS_mean), where
+  ESS_mean is ArviZ's split-chain ESS of the raw values (Geyer's initial monotone
+  sequence; Vehtari et al., arXiv:1903.08008). The rank-normalized bulk ESS is
+  reported by :func:`diagnose` but not used for the error: it is the ESS of the
+  ranks, not of the mean, and differs from it for heavy-tailed local energies.
+* ``method="blocking"``: automated blocking (``fermiflow.observables.blocking``).
 
-``tau_int`` = chains * draws / ESS_mean is the integrated autocorrelation time in draws,
-so that ``stderr**2 = var * tau_int / (chains * draws)``. R-hat is ArviZ's rank-normalized
+:func:`diagnose` gives the convergence diagnostics of a trace. ``tau_int`` = chains *
+draws / ESS_mean is the integrated autocorrelation time in draws, so that the ESS
+error obeys ``error**2 = var * tau_int / (chains * draws)``. R-hat is ArviZ's rank-normalized
 split R-hat (``arviz.rhat``, method "rank"); a single chain is compared with itself
 by splitting it in halves. NaN or inf in a trace raises ``ValueError`` naming the
 observable: they are never averaged.
@@ -28,45 +30,45 @@ These are host-side NumPy/ArviZ functions for finished traces, outside jit, exce
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import arviz
 import jax.numpy as jnp
 import numpy as np
 
-from fermiflow.observables.blocking import _as_chains, _warn_if_no_plateau, blocking_analysis
+with warnings.catch_warnings():  # ArviZ announces its refactor on every import
+    warnings.filterwarnings("ignore", "\\s*ArviZ is undergoing", FutureWarning)
+    import arviz
+
+from fermiflow.estimate import Estimate
+from fermiflow.observables.blocking import as_chains, blocking_analysis, warn_if_no_plateau
 from fermiflow.types import Array, ArrayLike
 
 __all__ = [
     "AcceptanceSummary",
-    "Estimate",
+    "Diagnostics",
     "acceptance_summary",
+    "diagnose",
     "estimate",
     "integrated_autocorrelation_time",
     "to_inference_data",
 ]
 
 
-class Estimate(NamedTuple):
-    """Mean of one scalar observable with its error bars and convergence diagnostics.
+class Diagnostics(NamedTuple):
+    """Convergence diagnostics of one scalar trace (host floats).
 
     Attributes:
-      mean: () mean over all chains and draws.
-      stderr: () standard error of the mean by ESS, ``arviz.mcse(method="mean")``.
-      stderr_blocking: () standard error of the mean by automated blocking.
       ess_bulk: () rank-normalized bulk effective sample size.
       ess_tail: () tail effective sample size (5% and 95% quantiles).
-      ess_mean: () effective sample size of the mean (the one behind ``stderr``).
+      ess_mean: () effective sample size of the mean (the one behind the ESS error).
       r_hat: () rank-normalized split R-hat; > 1.01 signals unmixed chains.
       tau_int: () integrated autocorrelation time in draws, chains * draws / ess_mean.
       n_chains: () number of chains.
       n_draws: () draws per chain.
     """
 
-    mean: float
-    stderr: float
-    stderr_blocking: float
     ess_bulk: float
     ess_tail: float
     ess_mean: float
@@ -100,7 +102,7 @@ def _check_trace(trace: ArrayLike, name: str) -> np.ndarray:
             f"{name} is a single chain of {np.shape(trace)[1]} draws; it needs at least 8 "
             "(R-hat compares its halves, each split again). Sample more draws."
         )
-    return _as_chains(trace, name)
+    return as_chains(trace, name)
 
 
 def _as_float(value: object) -> float:
@@ -142,48 +144,33 @@ def _r_hat(x: np.ndarray) -> float:
     return _as_float(arviz.rhat(x))
 
 
-def estimate(trace: ArrayLike, *, name: str = "trace") -> Estimate:
-    """Estimate the mean of an observable with both error bars and diagnostics.
+def diagnose(trace: ArrayLike, *, name: str = "trace") -> Diagnostics:
+    """Return the ESS, R-hat and autocorrelation time of a trace.
 
-    A constant trace is exact: zero errors, ESS = its size, R-hat = 1.
-
-    Warns (RuntimeWarning) when blocking reaches no plateau: the trace is then
-    shorter than a few correlation times and neither error bar is reliable.
+    A constant trace is exact: ESS = its size, R-hat = 1, tau_int = 1.
 
     Args:
-      trace: (chains, draws) samples of one scalar observable, any float dtype
-        (computed in float64 on the host).
-      name: name of the observable, used in error and warning messages.
+      trace: (chains, draws) samples of one scalar observable.
+      name: name of the observable, used in error messages.
 
     Returns:
-      An ``Estimate`` of Python floats and ints.
+      :class:`Diagnostics` of Python floats and ints.
 
     Raises:
-      ValueError: if the shape is not (chains, draws), a chain has fewer than 4 draws
-        (8 for a single chain), or any value is NaN or inf.
+      ValueError: as :func:`estimate`.
 
     Examples:
       >>> import jax
-      >>> x = 1.5 + jax.random.normal(jax.random.key(0), (4, 1000))
-      >>> est = estimate(x, name="energy")
-      >>> est.n_chains, est.n_draws, est.r_hat < 1.01
+      >>> d = diagnose(jax.random.normal(jax.random.key(0), (4, 1000)))
+      >>> d.n_chains, d.n_draws, d.r_hat < 1.01
       (4, 1000, True)
-      >>> abs(est.mean - 1.5) < 5 * est.stderr < 5 * 0.02
-      True
     """
     x = _check_trace(trace, name)
-    if np.ptp(x) == 0:  # a constant (e.g. S = 0 at T = 0): exact, no error to estimate
+    if np.ptp(x) == 0:
         size = float(x.size)
-        return Estimate(mean=float(x.flat[0]), stderr=0.0, stderr_blocking=0.0,
-                        ess_bulk=size, ess_tail=size, ess_mean=size, r_hat=1.0,
-                        tau_int=1.0, n_chains=x.shape[0], n_draws=x.shape[1])
-    blocking = blocking_analysis(x, name=name)
-    _warn_if_no_plateau(blocking, name)
+        return Diagnostics(size, size, size, 1.0, 1.0, x.shape[0], x.shape[1])
     ess_mean = _as_float(arviz.ess(x, method="mean"))
-    return Estimate(
-        mean=float(np.mean(x)),
-        stderr=_as_float(arviz.mcse(x, method="mean")),
-        stderr_blocking=blocking.stderr,
+    return Diagnostics(
         ess_bulk=_as_float(arviz.ess(x, method="bulk")),
         ess_tail=_as_float(arviz.ess(x, method="tail")),
         ess_mean=ess_mean,
@@ -192,6 +179,59 @@ def estimate(trace: ArrayLike, *, name: str = "trace") -> Estimate:
         n_chains=x.shape[0],
         n_draws=x.shape[1],
     )
+
+
+_ERROR_METHODS = ("ess", "blocking", "max(ess,blocking)")
+
+
+def estimate(
+    trace: ArrayLike, *, name: str = "trace", method: str = "max(ess,blocking)"
+) -> Estimate:
+    """Estimate the mean of an observable with its error bar, ESS and R-hat.
+
+    A constant trace is exact: zero error (``method="exact"``), ESS = its size,
+    R-hat = 1. Blocking warns (RuntimeWarning) when it reaches no plateau: the trace
+    is then shorter than a few correlation times and no error bar is reliable.
+
+    Args:
+      trace: (chains, draws) samples of one scalar observable, any float dtype
+        (computed in float64 on the host).
+      name: name of the observable, used in error and warning messages.
+      method: "ess" (ArviZ mcse), "blocking", or "max(ess,blocking)" (the larger,
+        the default; conservative where the two disagree on short traces).
+
+    Returns:
+      An :class:`~fermiflow.estimate.Estimate` of Python floats with ``n_samples``,
+      ``ess`` (of the mean) and ``r_hat``.
+
+    Raises:
+      ValueError: if the shape is not (chains, draws), a chain has fewer than 4 draws
+        (8 for a single chain), any value is NaN or inf, or the method is unknown.
+
+    Examples:
+      >>> import jax
+      >>> x = 1.5 + jax.random.normal(jax.random.key(0), (4, 1000))
+      >>> est = estimate(x, name="energy")
+      >>> est.n_samples, est.r_hat < 1.01, est.method
+      (4000, True, 'max(ess,blocking)')
+      >>> abs(est.value - 1.5) < 5 * est.error < 5 * 0.02
+      True
+    """
+    if method not in _ERROR_METHODS:
+        raise ValueError(f"method must be one of {_ERROR_METHODS}, got {method!r}.")
+    x = _check_trace(trace, name)
+    diagnostics = diagnose(x, name=name)
+    if np.ptp(x) == 0:  # a constant (e.g. S = 0 at T = 0): exact, no error to estimate
+        return Estimate(float(x.flat[0]), 0.0, "exact", x.size, float(x.size), 1.0)
+    errors = {}
+    if method != "blocking":
+        errors["ess"] = _as_float(arviz.mcse(x, method="mean"))
+    if method != "ess":
+        blocking = blocking_analysis(x, name=name)
+        warn_if_no_plateau(blocking, name)
+        errors["blocking"] = blocking.stderr
+    return Estimate(float(np.mean(x)), max(errors.values()), method, x.size,
+                    diagnostics.ess_mean, diagnostics.r_hat)
 
 
 def to_inference_data(traces: Mapping[str, ArrayLike]) -> arviz.InferenceData:

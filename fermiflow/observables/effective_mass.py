@@ -22,38 +22,16 @@ Host-side on finished estimates.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
+from fermiflow.estimate import Estimate
 from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.hamiltonians.systems import ElectronGas
-from fermiflow.observables.thermodynamics import Observable
 
 __all__ = [
-    "EffectiveMass",
     "effective_mass_ratio",
     "effective_mass_ratio_pretrained",
     "ideal_entropy",
 ]
-
-
-class EffectiveMass(NamedTuple):
-    """m*/m with its propagated error and the entropies it came from.
-
-    Attributes:
-      ratio: () m*/m = S / S_0.
-      error: () one-sigma error of the ratio from the ESS errors.
-      error_blocking: () the same from the blocking errors.
-      entropy: () S of the state, in k_B.
-      reference_entropy: () S_0, in k_B.
-      reference_error: () error of S_0 (0 for the exact ideal entropy).
-    """
-
-    ratio: float
-    error: float
-    error_blocking: float
-    entropy: float
-    reference_entropy: float
-    reference_error: float
 
 
 def ideal_entropy(system: ElectronGas) -> float:
@@ -74,76 +52,57 @@ def ideal_entropy(system: ElectronGas) -> float:
     return float(electron_gas_ideal_thermo(system).entropy)
 
 
-def _check_entropy(name: str, obs: Observable) -> None:
-    if obs.units != "k_B":
-        raise ValueError(f"{name} must be an entropy in k_B, got units {obs.units!r}.")
-    if not obs.value > 0:
-        raise ValueError(f"{name} must be > 0 for a ratio, got {obs.value}.")
+def _check_entropy(name: str, entropy: Estimate) -> None:
+    if not entropy.value > 0:
+        raise ValueError(f"{name} must be > 0 (k_B) for a ratio, got {entropy.value}.")
 
 
-def effective_mass_ratio(entropy: Observable, reference_entropy: float) -> EffectiveMass:
+def effective_mass_ratio(entropy: Estimate, reference_entropy: float) -> Estimate:
     """Return m*/m = S / S_0 with S_0 exact.
 
     Args:
-      entropy: total entropy of the state, e.g. ``thermodynamic_estimates(...)
-        ["entropy"]`` (not the per-particle value: both are fine as long as S_0
-        matches, here S_0 is total).
+      entropy: total entropy of the state in k_B, e.g. ``thermodynamic_estimates(...)
+        ["entropy"]`` (S_0 must be the total entropy too).
       reference_entropy: S_0 in k_B, e.g. :func:`ideal_entropy` of the system.
 
     Returns:
-      An :class:`EffectiveMass`; error = error(S) / S_0.
+      An :class:`~fermiflow.estimate.Estimate` of the ratio; error = error(S) / S_0,
+      with the method of the entropy's error.
 
     Raises:
-      ValueError: for an observable that is not an entropy, or S, S_0 <= 0.
+      ValueError: for S <= 0 or S_0 <= 0.
 
     Examples:
-      >>> from fermiflow.observables.thermodynamics import Observable
-      >>> s = Observable(4.0, 0.2, 0.25, 1.0, 100.0, 1000, "k_B")
-      >>> effective_mass_ratio(s, 5.0)[:3]
-      (0.8, 0.04, 0.05)
+      >>> from fermiflow.estimate import Estimate
+      >>> m = effective_mass_ratio(Estimate(4.0, 0.2, "blocking"), 5.0)
+      >>> m.value, m.error, m.method
+      (0.8, 0.04, 'blocking')
     """
     _check_entropy("entropy", entropy)
     if not reference_entropy > 0:
         raise ValueError(f"reference_entropy must be > 0 (k_B), got {reference_entropy}.")
-    s0 = float(reference_entropy)
-    return EffectiveMass(
-        ratio=entropy.value / s0,
-        error=entropy.error / s0,
-        error_blocking=entropy.error_blocking / s0,
-        entropy=entropy.value,
-        reference_entropy=s0,
-        reference_error=0.0,
-    )
+    return entropy.scaled(1.0 / float(reference_entropy))
 
 
-def effective_mass_ratio_pretrained(
-    entropy: Observable, pretrained_entropy: Observable
-) -> EffectiveMass:
+def effective_mass_ratio_pretrained(entropy: Estimate, pretrained_entropy: Estimate) -> Estimate:
     """Return m*/m = S / S_pre relative to the pretrained (ideal-gas) model.
 
     Args:
-      entropy: total entropy of the trained state.
+      entropy: total entropy of the trained state, k_B.
       pretrained_entropy: total entropy of the occupation model pretrained on the
         ideal gas, estimated from samples independent of ``entropy``'s.
 
     Returns:
-      An :class:`EffectiveMass`; relative errors add in quadrature.
+      An :class:`~fermiflow.estimate.Estimate`; relative errors add in quadrature.
 
     Raises:
-      ValueError: for observables that are not entropies, or values <= 0.
+      ValueError: for entropies <= 0.
     """
     _check_entropy("entropy", entropy)
     _check_entropy("pretrained_entropy", pretrained_entropy)
     ratio = entropy.value / pretrained_entropy.value
-
-    def propagate(a: float, b: float) -> float:
-        return abs(ratio) * math.hypot(a / entropy.value, b / pretrained_entropy.value)
-
-    return EffectiveMass(
-        ratio=ratio,
-        error=propagate(entropy.error, pretrained_entropy.error),
-        error_blocking=propagate(entropy.error_blocking, pretrained_entropy.error_blocking),
-        entropy=entropy.value,
-        reference_entropy=pretrained_entropy.value,
-        reference_error=pretrained_entropy.error,
-    )
+    error = abs(ratio) * math.hypot(entropy.error / entropy.value,
+                                    pretrained_entropy.error / pretrained_entropy.value)
+    method = (entropy.method if entropy.method == pretrained_entropy.method
+              else "max(ess,blocking)")
+    return Estimate(ratio, error, method)

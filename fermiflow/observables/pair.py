@@ -51,6 +51,7 @@ __all__ = [
     "plane_wave_pair_correlation",
     "plane_wave_structure_factor",
     "reciprocal_lattice",
+    "shell_average_cosine",
     "shell_volumes",
     "structure_factor",
     "structure_factor_from_image",
@@ -243,7 +244,7 @@ def structure_factor_from_image(
     return 1.0 + (n_particles - 1) / image.size * cosines @ image.ravel()
 
 
-def _shell_cosine(q: np.ndarray, edges: np.ndarray, dim: int) -> np.ndarray:
+def shell_average_cosine(q: np.ndarray, edges: np.ndarray, dim: int) -> np.ndarray:
     """(..., n_bins) shell average of cos(q.r) for |q| = q (...); 1 at q = 0."""
     q = np.asarray(q, np.float64)[..., None]
     r = edges
@@ -279,7 +280,7 @@ def plane_wave_pair_correlation(
     occ, k = np.asarray(occ), np.asarray(wavevectors, np.float64)
     dim, n = k.shape[1], occ.shape[1]
     q = np.linalg.norm(k[:, None, :] - k[None, :, :], axis=-1)
-    table = _shell_cosine(q, np.asarray(edges, np.float64), dim)  # (m, m, bins)
+    table = shell_average_cosine(q, np.asarray(edges, np.float64), dim)  # (m, m, bins)
 
     def overlap(block):  # (batch, bins) shell average of |sum_k e^{ik.r}|^2
         indicator = np.zeros((occ.shape[0], k.shape[0]))

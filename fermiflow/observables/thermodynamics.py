@@ -1,6 +1,6 @@
 """Thermodynamic observables of rho = sum_K p(K)|Psi_K><Psi_K| with honest error bars.
 
-From the per-walker local values of :func:`fermiflow.train.make_evaluate` (leaves of
+From the per-walker local values of :func:`fermiflow.training.step.make_evaluate` (leaves of
 shape (steps, batch)) this module forms the traces of F, E, K, V and S, whole system
 and per particle, and the virial pressure, then estimates each mean with
 :func:`fermiflow.observables.estimate`: ESS and blocking standard errors, and R-hat
@@ -24,23 +24,21 @@ Host-side NumPy on finished traces (outside jit).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
 
-from fermiflow.loss import LocalValues
-from fermiflow.observables.diagnostics import Estimate, estimate
+from fermiflow.estimate import Estimate, Thermodynamics
+from fermiflow.observables.diagnostics import estimate
+from fermiflow.training.loss import LocalValues
 from fermiflow.validation import check_dim, check_positive, check_positive_int
 
 __all__ = [
-    "Observable",
     "observables_to_json",
     "thermodynamic_estimates",
     "thermodynamic_traces",
-    "to_observable",
+    "thermodynamic_units",
     "virial_pressure",
 ]
 
@@ -51,53 +49,6 @@ _UNITS = {
     "potential": "Hartree",
     "entropy": "k_B",
 }
-
-
-class Observable(NamedTuple):
-    """A mean with its error bars, diagnostics and units, ready for JSON.
-
-    Attributes:
-      value: () mean over all chains and draws.
-      error: () standard error by ESS (``Estimate.stderr``).
-      error_blocking: () standard error by automated blocking.
-      r_hat: () rank-normalized split R-hat across chains.
-      ess: () effective sample size of the mean.
-      n_samples: () chains * draws.
-      units: unit of value and errors, e.g. "Hartree", "k_B", "Hartree/Bohr^2".
-    """
-
-    value: float
-    error: float
-    error_blocking: float
-    r_hat: float
-    ess: float
-    n_samples: int
-    units: str
-
-
-def to_observable(est: Estimate, units: str, scale: float = 1.0) -> Observable:
-    """Return an :class:`Observable` of ``scale`` times the estimated mean.
-
-    ESS and R-hat are invariant under a constant factor, so scaling the estimate is
-    the same as estimating the scaled trace.
-
-    Args:
-      est: an :class:`~fermiflow.observables.Estimate`.
-      units: unit of the scaled value.
-      scale: constant factor (e.g. 1 / N for per-particle values).
-
-    Returns:
-      An :class:`Observable`.
-    """
-    return Observable(
-        value=scale * est.mean,
-        error=abs(scale) * est.stderr,
-        error_blocking=abs(scale) * est.stderr_blocking,
-        r_hat=est.r_hat,
-        ess=est.ess_mean,
-        n_samples=est.n_chains * est.n_draws,
-        units=units,
-    )
 
 
 def virial_pressure(kinetic, potential, *, dim: int, volume: float) -> np.ndarray:
@@ -135,7 +86,7 @@ def thermodynamic_traces(
     """Return the (chains, draws) traces of F, E, K, V, S (and P) of the whole system.
 
     Args:
-      values: :class:`~fermiflow.loss.LocalValues` with (steps, batch) leaves, as
+      values: :class:`~fermiflow.training.loss.LocalValues` with (steps, batch) leaves, as
         returned by ``make_evaluate``; kinetic may be complex (its real part is used).
       temperature: T in Hartree (0 for ground-state VMC).
       dim: 2 or 3; needed with ``volume``.
@@ -177,7 +128,7 @@ def thermodynamic_traces(
 
 
 def _estimate(trace: np.ndarray, name: str) -> Estimate:
-    """Return ``estimate(trace)``, with a finite error for a constant trace.
+    """Return ``estimate(trace)``, with a finite error for a trace constant up to rounding.
 
     ArviZ's mcse is NaN for a trace constant up to rounding (F_loc of an exact p(K)
     for an ideal gas); the blocking error (about 1e-17 there) replaces it.
@@ -187,12 +138,18 @@ def _estimate(trace: np.ndarray, name: str) -> Estimate:
         return estimate(trace, name=name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        est = estimate(trace, name=name)
-    return est if math.isfinite(est.stderr) else est._replace(stderr=est.stderr_blocking)
+        return estimate(trace, name=name, method="blocking")
 
 
-def _pressure_units(dim: int | None) -> str:
-    return f"Hartree/Bohr^{dim}"
+def thermodynamic_units(dim: int | None = None) -> dict[str, str]:
+    """Return the units of each name of :func:`thermodynamic_estimates`.
+
+    Examples:
+      >>> thermodynamic_units(3)["pressure"], thermodynamic_units()["entropy_per_particle"]
+      ('Hartree/Bohr^3', 'k_B')
+    """
+    units = dict(_UNITS) | {f"{k}_per_particle": v for k, v in _UNITS.items()}
+    return units | ({"pressure": f"Hartree/Bohr^{dim}"} if dim is not None else {})
 
 
 def thermodynamic_estimates(
@@ -202,19 +159,20 @@ def thermodynamic_estimates(
     n_particles: int,
     dim: int | None = None,
     volume: float | None = None,
-) -> dict[str, Observable]:
+) -> dict[str, Estimate]:
     """Estimate F, E, K, V, S total and per particle, and the virial pressure.
 
     Args:
-      values: :class:`~fermiflow.loss.LocalValues` with (steps, batch) leaves.
+      values: :class:`~fermiflow.training.loss.LocalValues` with (steps, batch) leaves.
       temperature: T in Hartree.
       n_particles: N, for the per-particle values.
       dim: 2 or 3, with ``volume``.
       volume: box volume in Bohr^dim, or None (no pressure).
 
     Returns:
-      name -> :class:`Observable`: "free_energy", "energy", "kinetic", "potential",
-      "entropy", each also as "<name>_per_particle", and "pressure" with a volume.
+      name -> :class:`~fermiflow.estimate.Estimate`: "free_energy", "energy",
+      "kinetic", "potential", "entropy", each also as "<name>_per_particle", and
+      "pressure" with a volume (units: :func:`thermodynamic_units`).
 
     Raises:
       ValueError: as :func:`thermodynamic_traces`, for n_particles < 1, or for
@@ -222,11 +180,11 @@ def thermodynamic_estimates(
 
     Examples:
       >>> import jax
-      >>> from fermiflow.loss import LocalValues
+      >>> from fermiflow.training.loss import LocalValues
       >>> k, v, log_p = jax.random.normal(jax.random.key(0), (3, 256, 4))  # (steps, batch)
       >>> out = thermodynamic_estimates(LocalValues(k, v, log_p - 3.0), temperature=0.1,
       ...                               n_particles=2, dim=2, volume=10.0)
-      >>> out["energy"].n_samples, out["pressure"].units
+      >>> out["energy"].n_samples, thermodynamic_units(2)["pressure"]
       (1024, 'Hartree/Bohr^2')
       >>> abs(out["entropy_per_particle"].value - 1.5) < 5 * out["entropy_per_particle"].error
       True
@@ -235,14 +193,50 @@ def thermodynamic_estimates(
     traces = thermodynamic_traces(values, temperature=temperature, dim=dim, volume=volume)
     out = {}
     for name, trace in traces.items():
-        est = _estimate(trace, name)
-        units = _pressure_units(dim) if name == "pressure" else _UNITS[name]
-        out[name] = to_observable(est, units)
+        out[name] = _estimate(trace, name)
         if name != "pressure":
-            out[f"{name}_per_particle"] = to_observable(est, units, 1.0 / n_particles)
+            out[f"{name}_per_particle"] = out[name].scaled(1.0 / n_particles)
     return out
 
 
-def observables_to_json(observables: Mapping[str, Observable]) -> dict[str, dict]:
-    """Return a JSON-ready dict name -> {value, error, ..., units} (Python scalars)."""
-    return {name: dict(obs._asdict()) for name, obs in observables.items()}
+def blocked_thermodynamics(
+    values: LocalValues, temperature: float
+) -> tuple[Thermodynamics, dict]:
+    """Blocked estimates of F, E, K, V, S from fresh samples, non-finite walkers out.
+
+    The run's final evaluation: few draws per walker, so the error is the blocking
+    error along the steps with walkers as chains (``method="blocking"``; a missing
+    plateau is expected and not warned about). A walker with any NaN/inf value is
+    left out, and ``info`` says how many were, so nothing non-finite is averaged
+    silently.
+
+    Args:
+      values: :class:`~fermiflow.training.loss.LocalValues` with (steps, batch) leaves.
+      temperature: T in Hartree.
+
+    Returns:
+      (estimates, info): a :class:`~fermiflow.estimate.Thermodynamics` of whole-system
+      estimates (host floats) and a dict with ``n_samples``,
+      ``n_excluded_walkers`` and ``errors`` (how the errors were obtained).
+
+    Raises:
+      ValueError: if every walker has a non-finite value.
+    """
+    traces = thermodynamic_traces(values, temperature=temperature)  # (walkers, steps)
+    finite = np.all([np.isfinite(t).all(axis=1) for t in traces.values()], axis=0)
+    if not finite.any():
+        raise ValueError("every walker has a NaN/inf local value; nothing to estimate.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # few draws: no plateau test
+        est = {k: estimate(t[finite], name=k, method="blocking") for k, t in traces.items()}
+    info = {"n_samples": int(finite.sum()) * next(iter(traces.values())).shape[1],
+            "n_excluded_walkers": int((~finite).sum()),
+            "errors": "blocking errors over steps, walkers as chains"}
+    return Thermodynamics(*(est[k] for k in Thermodynamics._fields)), info
+
+
+def observables_to_json(
+    estimates: Mapping[str, Estimate], units: Mapping[str, str]
+) -> dict[str, dict]:
+    """Return a JSON-ready dict name -> {value, error, method, ..., units}."""
+    return {name: est.to_dict() | {"units": units[name]} for name, est in estimates.items()}

@@ -2,10 +2,10 @@
 
 from fermiflow.sampling.joint import (
     JointInfo,
-    JointParams,
     JointSampler,
     JointState,
     make_joint_sampler,
+    make_joint_state,
 )
 from fermiflow.sampling.latent import LatentInfo, LatentState, make_latent_joint_sampler
 from fermiflow.sampling.metropolis import (
@@ -18,15 +18,16 @@ from fermiflow.sampling.metropolis import (
 )
 from fermiflow.sampling.sharding import (
     WALKER_AXIS,
+    place,
     replicate,
     shard_walkers,
     walker_mesh,
+    walker_shardings,
 )
 
 __all__ = [
     "WALKER_AXIS",
     "JointInfo",
-    "JointParams",
     "JointSampler",
     "JointState",
     "LatentInfo",
@@ -37,9 +38,12 @@ __all__ = [
     "adapt_width",
     "default_width",
     "make_joint_sampler",
+    "make_joint_state",
     "make_latent_joint_sampler",
     "make_metropolis",
+    "place",
     "replicate",
     "shard_walkers",
     "walker_mesh",
+    "walker_shardings",
 ]

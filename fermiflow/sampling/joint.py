@@ -25,8 +25,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from blackjax.mcmc.random_walk import RWState
 
 from fermiflow.models.autoregressive import ARModel
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.sampling.metropolis import (
     MetropolisState,
     adapt_width,
@@ -43,25 +45,13 @@ from fermiflow.validation import (
 
 __all__ = [
     "JointInfo",
-    "JointParams",
     "JointSampler",
     "JointState",
     "make_joint_sampler",
+    "make_joint_state",
 ]
 
 LogPsiK = Callable[[Params, Array, Array], Array]
-
-
-class JointParams(NamedTuple):
-    """Parameters of rho = sum_K p(K) |Psi_K><Psi_K|.
-
-    Attributes:
-      occupation: params of the set model p(K).
-      wavefunction: params of log Psi_K (the flow).
-    """
-
-    occupation: Params
-    wavefunction: Params
 
 
 class JointState(NamedTuple):
@@ -108,6 +98,31 @@ class JointSampler(NamedTuple):
     init: Callable[[PRNGKey, JointParams], JointState]
     sample: Callable[[PRNGKey, JointState, JointParams], tuple[JointState, JointInfo]]
     thermalize: Callable[..., tuple[JointState, JointInfo]]
+
+
+def make_joint_state(occ: Array, x: Array, width: float = 0.1) -> JointState:
+    """Return a :class:`JointState` holding given walkers (e.g. to evaluate local values).
+
+    The chain's log densities and log p(K) are zeros: every consumer that needs them
+    (``sample``, the loss) recomputes them at its own params.
+
+    Args:
+      occ: (batch, n) occupations.
+      x: (batch, n, dim) positions in Bohr.
+      width: proposal width in Bohr.
+
+    Returns:
+      A random-walk :class:`JointState`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> state = make_joint_state(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2, 3)))
+      >>> state.walkers.chain.position.shape
+      (4, 2, 3)
+    """
+    zeros = jnp.zeros(x.shape[0], x.dtype)
+    walkers = MetropolisState(RWState(x, zeros), jnp.asarray(width, x.dtype))
+    return JointState(jnp.asarray(occ), zeros, walkers)
 
 
 def _initial_positions(key, batch, n, dim, box_length, dtype) -> Array:

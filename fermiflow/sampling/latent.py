@@ -20,7 +20,7 @@ counts walkers whose max|T(x) - zeta| exceeds ``inversion_rtol * (1 + max|zeta|)
 or is not finite: their x are wrong; stop, or use more iterations.
 
 State layout: ``state.occ`` and ``state.walkers.chain.position`` are K and the
-PHYSICAL x, so ``fermiflow.loss`` and ``fermiflow.optimizers`` use the state
+PHYSICAL x, so ``fermiflow.training.loss`` and ``fermiflow.training.natural_gradient`` use the state
 unchanged. ``state.walkers.chain.logdensity`` holds the LATENT log|D_K(zeta)|^2
 (log|Psi_K(x)|^2 adds log|det dT/dx|, which is never computed here).
 
@@ -38,7 +38,8 @@ import jax.numpy as jnp
 from einops import rearrange
 
 from fermiflow.models.autoregressive import ARModel
-from fermiflow.sampling.joint import JointParams, JointSampler
+from fermiflow.models.density_matrix import JointParams
+from fermiflow.sampling.joint import JointSampler
 from fermiflow.sampling.metropolis import (
     MetropolisState,
     adapt_width,

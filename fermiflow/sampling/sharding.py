@@ -15,7 +15,14 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["WALKER_AXIS", "replicate", "shard_walkers", "walker_mesh"]
+__all__ = [
+    "WALKER_AXIS",
+    "place",
+    "replicate",
+    "shard_walkers",
+    "walker_mesh",
+    "walker_shardings",
+]
 
 WALKER_AXIS = "walkers"
 
@@ -37,6 +44,57 @@ def walker_mesh(devices: list | None = None) -> Mesh:
     return Mesh(np.asarray(devices), (WALKER_AXIS,))
 
 
+def _check_split(batch: int, mesh: Mesh) -> None:
+    n_devices = mesh.devices.size
+    if batch % n_devices:
+        raise ValueError(
+            f"batch={batch} walkers cannot be split over {n_devices} devices; "
+            f"use a multiple of {n_devices}."
+        )
+
+
+def walker_shardings(tree: Any, batch: int, mesh: Mesh | None = None) -> Any:
+    """Return the shardings of a pytree: leaves (batch, ...) split, the rest replicated.
+
+    Args:
+      tree: a pytree of arrays or ``jax.ShapeDtypeStruct`` (e.g. a sampler state);
+        only pass trees whose batch-sized leading axes are walker axes.
+      batch: the walker count; it must be a multiple of the number of devices.
+      mesh: the mesh (default: ``walker_mesh()``).
+
+    Returns:
+      A pytree of :class:`jax.sharding.NamedSharding` of the same structure.
+
+    Raises:
+      ValueError: if batch is not a multiple of the number of devices.
+    """
+    mesh = walker_mesh() if mesh is None else mesh
+    _check_split(batch, mesh)
+    split = NamedSharding(mesh, PartitionSpec(WALKER_AXIS))
+    whole = NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda a: split if np.shape(a)[:1] == (batch,) else whole, tree)
+
+
+def place(tree: Any, shardings: Any) -> Any:
+    """Put a (host) pytree on the devices with the given shardings; typed PRNG keys too.
+
+    Args:
+      tree: a pytree of arrays (NumPy, JAX, or typed PRNG key arrays).
+      shardings: a pytree of shardings of the same structure.
+
+    Returns:
+      The placed pytree.
+    """
+
+    def put(value, sharding):
+        if jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(value)), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(value))
+        return jax.device_put(np.asarray(value), sharding)
+
+    return jax.tree.map(put, tree, shardings)
+
+
 def shard_walkers(tree: Any, batch: int, mesh: Mesh | None = None) -> Any:
     """Place every leaf with leading axis ``batch`` split over the mesh; replicate the rest.
 
@@ -51,22 +109,7 @@ def shard_walkers(tree: Any, batch: int, mesh: Mesh | None = None) -> Any:
     Raises:
       ValueError: if batch is not a multiple of the number of devices.
     """
-    mesh = walker_mesh() if mesh is None else mesh
-    n_devices = mesh.devices.size
-    if batch % n_devices:
-        raise ValueError(
-            f"batch={batch} walkers cannot be split over {n_devices} devices; "
-            f"use a multiple of {n_devices}."
-        )
-    split = NamedSharding(mesh, PartitionSpec(WALKER_AXIS))
-    whole = NamedSharding(mesh, PartitionSpec())
-
-    def place(leaf):
-        shape = np.shape(leaf)
-        target = split if shape and shape[0] == batch else whole
-        return jax.device_put(leaf, target)
-
-    return jax.tree.map(place, tree)
+    return place(tree, walker_shardings(tree, batch, mesh))
 
 
 def replicate(tree: Any, mesh: Mesh | None = None) -> Any:

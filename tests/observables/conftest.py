@@ -2,9 +2,9 @@
 
 import jax
 import pytest
-from ideal_gas_samples import IdealSamples, draw_samples
 
 from fermiflow.hamiltonians.systems import ElectronGas
+from tests.observables.ideal_gas_samples import IdealSamples, draw_samples
 
 
 @pytest.fixture(scope="session")

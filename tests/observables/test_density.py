@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
-from ideal_gas_samples import assert_consistent, chains
 
 from fermiflow.observables import box_density, density_image, radial_density, shell_volumes
+from tests.observables.ideal_gas_samples import assert_consistent, chains
 
 OMEGA = 1.3
 
@@ -36,9 +36,17 @@ def test_box_density_of_the_ideal_gas_is_uniform(ideal_samples):
             assert_consistent(trace[:, :, i, j], uniform, max_stderr=0.05 * uniform,
                               name=f"rho[{i},{j}]")
     # Spin blocks separately: each species is uniform too.
-    up = jax.vmap(lambda c: box_density(c[:3], box_length=box, n_grid=3))(
-        jnp.asarray(ideal_samples.x[0]))
-    chex.assert_shape(up, (ideal_samples.x.shape[1], 3, 3))
+    for name, block, count in (("up", slice(0, gas.n_up), gas.n_up),
+                               ("down", slice(gas.n_up, None), gas.n_down)):
+        rho_s = jax.vmap(jax.vmap(lambda c, b=block: box_density(c[b], box_length=box,
+                                                                  n_grid=3)))(
+            jnp.asarray(ideal_samples.x))
+        chex.assert_shape(rho_s, ideal_samples.x.shape[:2] + (3, 3))
+        trace_s, uniform_s = chains(np.asarray(rho_s)), count / box**2
+        for i in range(3):
+            for j in range(3):
+                assert_consistent(trace_s[:, :, i, j], uniform_s, max_stderr=0.08 * uniform_s,
+                                  name=f"rho_{name}[{i},{j}]")
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])

@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fermiflow.estimate import Estimate
 from fermiflow.observables.blocking import blocking_analysis, blocking_error
 from fermiflow.observables.diagnostics import (
-    Estimate,
     acceptance_summary,
+    diagnose,
     estimate,
     integrated_autocorrelation_time,
     to_inference_data,
@@ -67,6 +68,8 @@ def test_ar1_error_bars_match_exact(phi, key):
     exact = exact_stderr(phi, n_chains, n_draws)
     tau = (1.0 + phi) / (1.0 - phi)
     est = estimate(x, name="ar1")
+    diag = diagnose(x, name="ar1")
+    by_ess, by_blocking = (estimate(x, name="ar1", method=m) for m in ("ess", "blocking"))
     blocking = blocking_analysis(x)
     assert blocking.plateau_reached
     # The blocking stderr from n blocks in all has relative error 1 / sqrt(2 (n - 1))
@@ -76,12 +79,14 @@ def test_ar1_error_bars_match_exact(phi, key):
     rel_ess = ess_relative_error(tau, x.size)
     assert K_SIGMA * rel_blocking < 0.12, f"blocking too noisy to test: {rel_blocking:.3f}"
     assert K_SIGMA * rel_ess < 0.06, f"ESS too noisy to test: {rel_ess:.3f}"
-    ratio_blocking = est.stderr_blocking / exact
-    ratio_ess = est.stderr / exact
+    ratio_blocking = by_blocking.error / exact
+    ratio_ess = by_ess.error / exact
     print(
         f"phi={phi}: blocking/exact={ratio_blocking:.4f} (B={blocking.block_size}), "
-        f"ess/exact={ratio_ess:.4f}, tau={est.tau_int:.3f} vs {tau:.3f}"
+        f"ess/exact={ratio_ess:.4f}, tau={diag.tau_int:.3f} vs {tau:.3f}"
     )
+    assert est.error == max(by_ess.error, by_blocking.error)
+    assert (by_ess.method, by_blocking.method) == ("ess", "blocking")
     assert abs(ratio_blocking - 1.0) < K_SIGMA * rel_blocking
     assert abs(ratio_ess - 1.0) < K_SIGMA * rel_ess
     # Both error bars agree with each other (their errors add at most in quadrature
@@ -89,25 +94,25 @@ def test_ar1_error_bars_match_exact(phi, key):
     assert abs(ratio_blocking - ratio_ess) < K_SIGMA * math.hypot(rel_blocking, rel_ess)
     # The bulk ESS (rank-normalized) is a monotone transform of a Gaussian here, so
     # std / sqrt(ess_bulk) must give the same error bar.
-    ratio_bulk = np.std(x, ddof=1) / math.sqrt(est.ess_bulk) / exact
+    ratio_bulk = np.std(x, ddof=1) / math.sqrt(diag.ess_bulk) / exact
     assert abs(ratio_bulk - 1.0) < K_SIGMA * rel_ess
     # tau_int = stderr^2 N / var: twice the relative error of the stderr.
-    assert abs(est.tau_int / tau - 1.0) < K_SIGMA * 2.0 * rel_ess
-    assert abs(est.mean) < K_SIGMA * exact
-    assert est.r_hat < 1.01
-    assert est.ess_tail > 0.0
-    assert (est.n_chains, est.n_draws) == (n_chains, n_draws)
+    assert abs(diag.tau_int / tau - 1.0) < K_SIGMA * 2.0 * rel_ess
+    assert abs(est.value) < K_SIGMA * exact
+    assert est.r_hat == diag.r_hat < 1.01 and est.ess == diag.ess_mean
+    assert diag.ess_tail > 0.0
+    assert (diag.n_chains, diag.n_draws, est.n_samples) == (n_chains, n_draws, x.size)
 
 
 def test_stderr_is_std_over_sqrt_ess_mean(key):
     x = ar1(key, 0.7, 3, 1001)
-    est = estimate(x)
+    est, diag = estimate(x, method="ess"), diagnose(x)
     ess_mean = float(arviz.ess(x, method="mean"))
-    np.testing.assert_allclose(est.ess_mean, ess_mean, rtol=1e-12)
-    np.testing.assert_allclose(est.stderr, np.std(x, ddof=1) / math.sqrt(ess_mean), rtol=1e-12)
-    np.testing.assert_allclose(est.tau_int, x.size / ess_mean, rtol=1e-12)
-    np.testing.assert_allclose(integrated_autocorrelation_time(x), est.tau_int, rtol=1e-12)
-    np.testing.assert_allclose(est.mean, np.mean(x), rtol=1e-12)
+    np.testing.assert_allclose([est.ess, diag.ess_mean], ess_mean, rtol=1e-12)
+    np.testing.assert_allclose(est.error, np.std(x, ddof=1) / math.sqrt(ess_mean), rtol=1e-12)
+    np.testing.assert_allclose(diag.tau_int, x.size / ess_mean, rtol=1e-12)
+    np.testing.assert_allclose(integrated_autocorrelation_time(x), diag.tau_int, rtol=1e-12)
+    np.testing.assert_allclose(est.value, np.mean(x), rtol=1e-12)
 
 
 def test_coverage_of_both_error_bars(key):
@@ -147,10 +152,10 @@ def test_single_chain_r_hat_compares_halves(key):
 
 def test_constant_trace_has_zero_error():
     est = estimate(np.full((3, 64), 1.5))
-    assert est.mean == 1.5
-    assert est.stderr == 0.0 and est.stderr_blocking == 0.0
+    assert est.value == 1.5
+    assert est.error == 0.0 and est.method == "exact"
     assert est.r_hat == 1.0
-    assert all(math.isfinite(v) for v in est)
+    assert all(math.isfinite(v) for v in diagnose(np.full((3, 64), 1.5)))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -201,8 +206,8 @@ def test_estimate_computes_in_float64_for_float32_input(key):
     est32 = estimate(jnp.asarray(x32))
     est64 = estimate(x32.astype(np.float64))
     assert isinstance(est32, Estimate)
-    assert all(isinstance(v, float) for v in est32[:8])
-    chex.assert_trees_all_close(tuple(est32), tuple(est64), rtol=1e-12)
+    assert all(isinstance(v, float) for v in (est32.value, est32.error, est32.ess, est32.r_hat))
+    chex.assert_trees_all_close(est32, est64, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -229,5 +234,5 @@ def test_acceptance_summary_of_int_flags_and_bad_shape():
 
 def test_constant_trace_is_exact_with_zero_error():
     est = estimate(np.full((4, 50), 2.5), name="entropy")
-    assert est.mean == 2.5 and est.stderr == 0.0 and est.stderr_blocking == 0.0
-    assert est.ess_mean == 200 and est.r_hat == 1.0
+    assert est.value == 2.5 and est.error == 0.0 and est.method == "exact"
+    assert est.ess == 200 and est.r_hat == 1.0

@@ -5,19 +5,18 @@ import math
 import jax
 import numpy as np
 import pytest
-from ideal_gas_samples import K_SIGMA, chains, exact_canonical_problem
 
+from fermiflow.estimate import Estimate
 from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.hamiltonians.systems import ElectronGas, QuantumDot
 from fermiflow.observables import (
-    Observable,
     effective_mass_ratio,
     effective_mass_ratio_pretrained,
     estimate,
     ideal_entropy,
     thermodynamic_estimates,
-    to_observable,
 )
+from tests.observables.ideal_gas_samples import K_SIGMA, chains, exact_canonical_problem
 
 
 def _entropy(samples):
@@ -34,8 +33,10 @@ def test_ideal_gas_has_unit_effective_mass(ideal_samples):
     np.testing.assert_allclose(s0, electron_gas_ideal_thermo(gas).entropy, rtol=1e-14)
     result = effective_mass_ratio(_entropy(ideal_samples), s0)
     assert result.error < 0.01, f"too noisy: {result.error:.3g}"
-    assert abs(result.ratio - 1.0) < K_SIGMA * max(result.error, result.error_blocking)
-    assert result.reference_error == 0.0 and result.reference_entropy == s0
+    assert abs(result.value - 1.0) < K_SIGMA * result.error
+    entropy = _entropy(ideal_samples)
+    np.testing.assert_allclose([result.value, result.error],
+                               [entropy.value / s0, entropy.error / s0], rtol=1e-14)
 
 
 def _entropy_of_fresh_draws(key, problem, params, n_chains=64, n_draws=128):
@@ -43,7 +44,7 @@ def _entropy_of_fresh_draws(key, problem, params, n_chains=64, n_draws=128):
     model = problem.occupation_model
     keys = jax.random.split(key, n_draws)
     _, log_p = jax.lax.map(lambda k: model.sample(k, params.occupation, n_chains), keys)
-    return to_observable(estimate(chains(np.asarray(log_p)) * -1.0, name="S"), "k_B")
+    return estimate(chains(np.asarray(log_p)) * -1.0, name="S")
 
 
 def test_pretrained_estimator_is_one_and_its_error_adds_in_quadrature():
@@ -54,32 +55,32 @@ def test_pretrained_estimator_is_one_and_its_error_adds_in_quadrature():
     pretrained = _entropy_of_fresh_draws(key_b, problem, params)  # independent draws
     result = effective_mass_ratio_pretrained(trained, pretrained)
     assert result.error < 0.01
-    assert abs(result.ratio - 1.0) < K_SIGMA * result.error
-    expected = result.ratio * math.hypot(
+    assert abs(result.value - 1.0) < K_SIGMA * result.error
+    expected = result.value * math.hypot(
         trained.error / trained.value, pretrained.error / pretrained.value
     )
     np.testing.assert_allclose(result.error, expected, rtol=1e-14)
 
 
 def test_error_propagation_formulas():
-    s = Observable(4.0, 0.2, 0.3, 1.0, 100.0, 1000, "k_B")
-    s_pre = Observable(5.0, 0.1, 0.4, 1.0, 100.0, 1000, "k_B")
+    s = Estimate(4.0, 0.2, "blocking")
+    s_pre = Estimate(5.0, 0.1, "blocking")
     exact = effective_mass_ratio(s, 5.0)
-    np.testing.assert_allclose([exact.ratio, exact.error, exact.error_blocking],
-                               [0.8, 0.04, 0.06], rtol=1e-14)
+    np.testing.assert_allclose([exact.value, exact.error], [0.8, 0.04], rtol=1e-14)
+    assert exact.method == "blocking"
     pre = effective_mass_ratio_pretrained(s, s_pre)
-    np.testing.assert_allclose(pre.error, 0.8 * math.hypot(0.05, 0.02), rtol=1e-14)
-    np.testing.assert_allclose(pre.error_blocking, 0.8 * math.hypot(0.075, 0.08), rtol=1e-14)
+    np.testing.assert_allclose([pre.value, pre.error], [0.8, 0.8 * math.hypot(0.05, 0.02)],
+                               rtol=1e-14)
 
 
 def test_validation():
-    s = Observable(4.0, 0.2, 0.3, 1.0, 100.0, 1000, "k_B")
-    with pytest.raises(ValueError, match="units"):
-        effective_mass_ratio(s._replace(units="Hartree"), 5.0)
+    s = Estimate(4.0, 0.2, "blocking")
+    with pytest.raises(ValueError, match="entropy must be > 0"):
+        effective_mass_ratio(Estimate(-1.0, 0.2), 5.0)
     with pytest.raises(ValueError, match="reference_entropy"):
         effective_mass_ratio(s, 0.0)
     with pytest.raises(ValueError, match="> 0"):
-        effective_mass_ratio_pretrained(s, s._replace(value=0.0))
+        effective_mass_ratio_pretrained(s, Estimate(0.0, 0.1))
     dot = QuantumDot(n_up=1, n_down=0, dim=2, omega=1.0, coupling=0.0, beta=1.0, n_shells=2)
     with pytest.raises(ValueError, match="ElectronGas"):
         ideal_entropy(dot)

@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ideal_gas_samples import assert_consistent, chains
 
 from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
 from fermiflow.models.orbitals import make_plane_wave_orbitals
@@ -18,6 +17,7 @@ from fermiflow.observables import (
     random_displacements,
     spin_species,
 )
+from tests.observables.ideal_gas_samples import assert_consistent, chains
 
 N_DISPLACEMENTS = 4
 

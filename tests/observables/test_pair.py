@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.special
-from ideal_gas_samples import K_SIGMA, assert_consistent, chains
 
 from fermiflow.observables import (
     estimate,
@@ -23,7 +22,8 @@ from fermiflow.observables import (
     structure_factor,
     structure_factor_from_image,
 )
-from fermiflow.observables.pair import _shell_cosine
+from fermiflow.observables.pair import shell_average_cosine
+from tests.observables.ideal_gas_samples import K_SIGMA, assert_consistent, chains
 
 N_BINS = 10
 
@@ -122,7 +122,7 @@ def test_structure_factor_is_the_fourier_transform_of_the_pair_image(ideal_sampl
 def test_shell_average_of_cosine_by_quadrature(dim):
     edges = np.array([0.0, 0.05, 0.7, 1.3, 2.0])
     for q in (0.0, 0.3, 2.5, 7.0):
-        got = _shell_cosine(np.array(q), edges, dim)
+        got = shell_average_cosine(np.array(q), edges, dim)
         for b in range(4):
             if dim == 2:
                 kernel = lambda r, q=q: scipy.special.j0(q * r) * 2 * math.pi * r  # noqa: E731
@@ -175,4 +175,4 @@ def test_estimate_helper_is_consistent():
     trace = np.asarray(jax.random.normal(jax.random.key(3), (16, 256)))
     with pytest.raises(AssertionError, match="sigma"):
         assert_consistent(trace + 1.0, 0.0, max_stderr=1.0)
-    assert estimate(trace).stderr < 0.05 and K_SIGMA == 5.0
+    assert estimate(trace).error < 0.05 and K_SIGMA == 5.0

@@ -16,9 +16,10 @@ import scipy.stats
 
 from fermiflow.hamiltonians.spectrum import oscillator_spectrum
 from fermiflow.models.autoregressive import make_set_transformer
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.models.orbitals import make_oscillator_orbitals
 from fermiflow.models.wavefunction import make_log_psi
-from fermiflow.sampling.joint import JointParams, make_joint_sampler
+from fermiflow.sampling.joint import make_joint_sampler
 
 N, N_MODES = 2, 6  # two fermions in the three lowest 2D oscillator shells: 15 sets
 BATCH, N_STEPS = 128, 250
@@ -130,7 +131,8 @@ _SHARDING_SCRIPT = textwrap.dedent(
     from fermiflow.models.backflow import make_backflow
     from fermiflow.models.orbitals import make_plane_wave_orbitals
     from fermiflow.models.wavefunction import make_log_psi
-    from fermiflow.sampling.joint import JointParams, make_joint_sampler
+    from fermiflow.models.density_matrix import JointParams
+    from fermiflow.sampling.joint import make_joint_sampler
     from fermiflow.sampling.sharding import replicate, shard_walkers, walker_mesh
 
     L, n, batch = 3.0, 3, 16

@@ -9,16 +9,17 @@ import optax
 import pytest
 
 from fermiflow.hamiltonians.spectrum import oscillator_spectrum, plane_wave_spectrum
-from fermiflow.loss import make_free_energy_loss
 from fermiflow.models.backflow import make_backflow
 from fermiflow.models.categorical import make_categorical_model
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.orbitals import make_oscillator_orbitals, make_plane_wave_orbitals
 from fermiflow.models.wavefunction import make_log_psi
 from fermiflow.observables import estimate
-from fermiflow.sampling.joint import JointParams, make_joint_sampler
+from fermiflow.sampling.joint import make_joint_sampler
 from fermiflow.sampling.latent import LatentInfo, LatentState, make_latent_joint_sampler
-from fermiflow.train import make_train_step
+from fermiflow.training.loss import make_free_energy_loss
+from fermiflow.training.step import make_train_step
 
 N, BATCH, N_STEPS, N_BURN = 3, 256, 120, 20
 L_BOX = float(np.sqrt(np.pi * N))  # rs = 1 in 2D
@@ -116,13 +117,13 @@ def _run(sampler, params_of_step, box_length, seed: int):
 
 def _estimates(trace: np.ndarray, every: slice = slice(None)):
     """(steps, batch) moments -> Estimate over walkers (chains) and the given steps."""
-    return estimate(trace[every].T)
+    return estimate(trace[every].T, method="ess")
 
 
 def _assert_agree(a, b, *, max_stderr):
-    sigma = float(np.hypot(a.stderr, b.stderr))
+    sigma = float(np.hypot(a.error, b.error))
     assert sigma < max_stderr, f"too noisy to test: {sigma:.2e}"
-    assert abs(a.mean - b.mean) < K_SIGMA * sigma, (a.mean, b.mean, sigma)
+    assert abs(a.value - b.value) < K_SIGMA * sigma, (a.value, b.value, sigma)
 
 
 @functools.cache
@@ -178,13 +179,13 @@ def test_box_latent_matches_x_space_when_params_change_every_step():
         at_b = _estimates(moments_x[:, i], slice(1, None, 2))
         at_a = _estimates(moments_x[:, i], slice(0, None, 2))
         expected = _estimates(reference[:, i])
-        _assert_agree(at_b, expected, max_stderr=0.02 * abs(expected.mean))
+        _assert_agree(at_b, expected, max_stderr=0.02 * abs(expected.value))
         # Power: a sampler that returned zeta (no flow), or x at the params of the
         # previous step (A), would fail the check above by > 2 K sigma.
         for wrong in (_estimates(moments_zeta[:, i], slice(1, None, 2)), at_a):
-            sigma = np.hypot(wrong.stderr, expected.stderr)
-            _POWER_LOG.append(("box", i, (wrong.mean - expected.mean) / sigma))
-            assert abs(wrong.mean - expected.mean) > 2 * K_SIGMA * sigma, (i, wrong.mean, sigma)
+            sigma = np.hypot(wrong.error, expected.error)
+            _POWER_LOG.append(("box", i, (wrong.value - expected.value) / sigma))
+            assert abs(wrong.value - expected.value) > 2 * K_SIGMA * sigma, (i, wrong.value, sigma)
 
 
 @pytest.mark.slow
@@ -208,12 +209,12 @@ def test_trap_latent_matches_x_space():
     reference = _reference("trap")
     for i in range(2):
         ours, theirs = _estimates(moments_x[:, i]), _estimates(reference[:, i])
-        _assert_agree(ours, theirs, max_stderr=0.02 * abs(theirs.mean))
+        _assert_agree(ours, theirs, max_stderr=0.02 * abs(theirs.value))
         # Power: a sampler that returned zeta (no flow) would fail by > 2 K sigma.
         zeta = _estimates(moments_zeta[:, i])
-        sigma = np.hypot(zeta.stderr, theirs.stderr)
-        _POWER_LOG.append(("trap", i, (zeta.mean - theirs.mean) / sigma))
-        assert abs(zeta.mean - theirs.mean) > 2 * K_SIGMA * sigma, (i, zeta.mean, sigma)
+        sigma = np.hypot(zeta.error, theirs.error)
+        _POWER_LOG.append(("trap", i, (zeta.value - theirs.value) / sigma))
+        assert abs(zeta.value - theirs.value) > 2 * K_SIGMA * sigma, (i, zeta.value, sigma)
 
 
 @pytest.mark.slow
@@ -268,7 +269,7 @@ def test_train_step_runs_unchanged_with_the_latent_sampler():
     state = trainer.init(jax.random.key(0), params, 2)
     state, metrics = jax.jit(trainer.step)(state)
     assert bool(metrics.update_applied)
-    assert bool(jnp.isfinite(metrics.estimates.free_energy))
+    assert bool(jnp.isfinite(metrics.estimates.free_energy.value))
     assert int(state.step) == 1 and isinstance(state.sampler_state, LatentState)
 
 
