@@ -32,7 +32,7 @@ import numpy as np
 from flax import serialization
 
 __all__ = ["Checkpoint", "gather", "list_checkpoints", "load_checkpoint", "restore_latest",
-           "save_checkpoint", "versions"]
+           "save_checkpoint"]
 
 _MAGIC = b"FFCKPT1\n"
 _PATTERN = re.compile(r"^ckpt_(\d{9})\.msgpack$")
@@ -85,34 +85,6 @@ def gather(tree: Any) -> Any:
         return jax.random.wrap_key_data(data, impl=leaf.dtype._impl) if key else data  # noqa: SLF001
 
     return jax.tree.map(fetch, tree)
-
-
-def versions() -> dict:
-    """Return the versions of fermiflow and its dependencies, the git commit and devices."""
-    import platform
-    import subprocess
-    from importlib import metadata
-
-    info: dict[str, Any] = {"python": platform.python_version()}
-    for name in ("fermiflow", "jax", "jaxlib", "flax", "optax", "blackjax", "chex", "folx",
-                 "netket", "numpy", "scipy", "einops"):
-        try:
-            info[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            info[name] = None
-    source = Path(__file__).resolve().parent
-    try:
-        def git(*args):
-            return subprocess.run(["git", "-C", str(source), *args], capture_output=True,
-                                  text=True, timeout=10, check=True).stdout.strip()
-
-        info["git_commit"] = git("rev-parse", "HEAD")
-        info["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"], info["git_dirty"] = None, None
-    info["devices"] = [str(d) for d in jax.devices()]
-    info["process_count"] = jax.process_count()
-    return info
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -10,6 +10,9 @@
 - ``fermiflow observe RUN_DIR [--samples N] [--observables ...]``: observables from the
   newest checkpoint of a run (fresh samples): observables.json, PNG plots, an ArviZ
   netcdf file of the per-sample local values, and m*/m for the electron gas.
+- ``fermiflow bench [NAMES...] [--tier quick|cpu|gpu] [--out DIR] [--list]``: reference
+  benchmarks against exact solvers and published data (:mod:`fermiflow.run.bench`);
+  exit code 1 when a case fails its tolerance rule.
 - ``fermiflow exact``: the exact canonical thermodynamics of the ideal electron gas.
 
 Several hosts: start one process per host with ``--coordinator HOST:PORT
@@ -19,7 +22,8 @@ the same ``--run-dir`` on a shared file system; ``jax.distributed.initialize`` j
 them, CPU hosts talk through gloo collectives, and the walkers are split over the
 devices of all hosts. ``--distributed`` alone lets JAX detect a cluster (SLURM, ...).
 
-Exit codes: 0 success, 2 a bad config or argument, 3 the NaN guard stopped the run.
+Exit codes: 0 success, 1 a benchmark case failed, 2 a bad config or argument, 3 the NaN
+guard stopped the run.
 """
 
 from __future__ import annotations
@@ -114,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("run_dir")
     observe = sub.add_parser("observe", help="observables from a run's newest checkpoint")
     _add_observe_arguments(observe)
+    bench = sub.add_parser("bench", help="reference benchmarks against exact and published data")
+    bench.add_argument("names", nargs="*", help="cases to run (default: the tier's)")
+    bench.add_argument("--tier", choices=("quick", "cpu", "gpu"), default=None,
+                       help="quick (default), cpu or gpu; a tier includes those before it")
+    bench.add_argument("--out", default=None, help="default: bench-results/<date>-<time>")
+    bench.add_argument("--list", action="store_true", help="list the cases and exit")
     exact = sub.add_parser("exact", help="exact ideal-gas thermodynamics table")
     exact.add_argument("--dim", type=int, default=2)
     exact.add_argument("--n-up", type=int, default=13)
@@ -226,6 +236,20 @@ def _observe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from fermiflow.run.bench import run_bench, select_cases
+
+    if args.list:
+        for case in select_cases(args.names, args.tier or "gpu"):
+            print(f"{case.name:28s} {case.tier:6s} {case.description}")
+        return 0
+    result = run_bench(args.names, tier=args.tier, out=args.out)
+    return 0 if result["passed"] == result["total"] else 1
+
+
 def _info(args: argparse.Namespace) -> int:
     from fermiflow.run.loop import describe_run
 
@@ -241,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     commands = {"run": _train, "resume": _train, "observe": _observe, "info": _info,
+                "bench": _bench,
                 "exact": lambda a: print(_exact_table(a)) or 0}
     try:
         return commands[args.command](args)

@@ -59,6 +59,7 @@ __all__ = [
     "SystemConfig",
     "config_from_dict",
     "config_from_json",
+    "config_from_toml",
     "config_to_dict",
     "config_to_json",
     "load_config",
@@ -211,17 +212,30 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Confi
       ValueError: for bad TOML, an unknown key, a wrong type or bad physics.
     """
     if path is None:
-        text = DEMO_TOML
-    elif not Path(path).is_file():
+        return config_from_toml(DEMO_TOML, overrides, source="demo config")
+    if not Path(path).is_file():
         what = "a directory" if Path(path).is_dir() else "not found"
         raise ValueError(f"config file {path}: {what}; pass a TOML file (see configs/), "
                          "or no file for the demo.")
-    else:
-        text = Path(path).read_text()
+    return config_from_toml(Path(path).read_text(), overrides, source=str(path))
+
+
+def config_from_toml(text: str, overrides: Sequence[str] = (), *, source: str = "config"
+                     ) -> Config:
+    """Parse TOML text, apply ``--set`` overrides and resolve it (see :func:`load_config`).
+
+    Args:
+      text: the TOML document.
+      overrides: ``"section.key=value"`` strings.
+      source: what to call the text in error messages (a file name).
+
+    Raises:
+      ValueError: for bad TOML, an unknown key, a wrong type or bad physics.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path or 'demo config'} is not valid TOML: {error}") from None
+        raise ValueError(f"{source} is not valid TOML: {error}") from None
     for override in overrides:
         _apply_override(data, override)
     return resolve(config_from_dict(data))
@@ -345,7 +359,8 @@ def resolve(config: Config) -> Config:
                  "model.flow = 'ode' needs optimizer.laplacian = 'jvp_loop', optimizer.kinetic "
                  "= 'exact' and sampler.kind = 'metropolis' (folx cannot trace the RK4 loop of "
                  "the ODE flow; the latent sampler is not tested with it).")
-    positive = {"sampler.batch": sampler.batch, "model.ode_steps": model.ode_steps, "sampler.n_sweeps": sampler.n_sweeps,
+    positive = {"sampler.batch": sampler.batch, "model.ode_steps": model.ode_steps,
+                "sampler.n_sweeps": sampler.n_sweeps,
                 "run.n_steps": run.n_steps, "run.log_every": run.log_every,
                 "run.checkpoint_every": run.checkpoint_every,
                 "run.keep_checkpoints": run.keep_checkpoints,

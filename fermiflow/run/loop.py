@@ -48,7 +48,6 @@ from fermiflow.run.checkpoint import (
     list_checkpoints,
     restore_latest,
     save_checkpoint,
-    versions,
 )
 from fermiflow.run.config import (
     Config,
@@ -58,6 +57,7 @@ from fermiflow.run.config import (
     temperature_of,
 )
 from fermiflow.run.engine import Engine, build_engine
+from fermiflow.run.provenance import versions
 from fermiflow.run.reports import QUANTITIES, plot_training, summary_table
 
 __all__ = [

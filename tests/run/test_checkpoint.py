@@ -16,8 +16,8 @@ from fermiflow.run.checkpoint import (
     load_checkpoint,
     restore_latest,
     save_checkpoint,
-    versions,
 )
+from fermiflow.run.provenance import versions
 
 
 class _Walkers(NamedTuple):

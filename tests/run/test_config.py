@@ -203,12 +203,19 @@ def test_radial_blocks_in_a_trap_is_rejected_before_compiling():
         build_engine(config)
 
 
-def test_ode_flow_is_trainable_from_a_config():
-    """model.flow = 'ode' runs a step with the jvp_loop Laplacian and is rejected otherwise."""
-    from fermiflow.run.engine import build_engine
-
+def test_ode_flow_needs_the_jvp_loop_laplacian():
     with pytest.raises(ValueError, match="model.flow = 'ode' needs optimizer.laplacian"):
         load_config(None, ["model.flow=ode"])
+    with pytest.raises(ValueError, match="model.flow = 'ode' needs"):
+        load_config(None, ["model.flow=ode", "optimizer.laplacian=jvp_loop",
+                           "optimizer.kinetic=split"])
+
+
+@pytest.mark.slow
+def test_ode_flow_is_trainable_from_a_config():
+    """model.flow = 'ode' runs a step with the jvp_loop Laplacian (3 min on 2 cores)."""
+    from fermiflow.run.engine import build_engine
+
     config = load_config(None, ["model.flow=ode", "optimizer.laplacian=jvp_loop",
                                 "model.ode_steps=2", "model.width_one=4", "sampler.batch=8",
                                 "run.pretrain_steps=2", "sampler.n_thermalize=1"])

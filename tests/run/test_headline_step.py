@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fermiflow.hamiltonians.kinetic import make_kinetic_energy
 from fermiflow.run.config import load_config
@@ -22,6 +23,7 @@ SMALL = ["sampler.batch=32", "sampler.n_sweeps=5", "sampler.n_thermalize=2",
          "run.pretrain_steps=5", "optimizer.n_probes=4"]
 
 
+@pytest.mark.slow  # 7 min on a loaded 2-core CPU: the N = 13 compiles dominate
 def test_headline_configuration_takes_one_step():
     config = load_config(HEADLINE, SMALL)
     assert (config.sampler.kind, config.optimizer.kinetic, config.model.radial_blocks) == (
