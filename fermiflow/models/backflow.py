@@ -271,6 +271,7 @@ def make_backflow(
     max_lipschitz: float = 0.9,
     n_radial: int | None = None,
     radial_blocks: int = 0,
+    spin_symmetric: bool = False,
 ) -> Flow:
     """Build the residual backflow and its exact dense log-Jacobian.
 
@@ -299,6 +300,9 @@ def make_backflow(
         composed after the first (box only, needs n_radial > 0). Each is certified
         on its own (Lip <= max_lipschitz), so the composition is still a bijection
         with det > 0, and can deform more than one capped layer.
+      spin_symmetric: static, treat all electrons alike (no spin feature, one block,
+        one radial weight row): T is then equivariant under every permutation, as the
+        spin-adapted Psi_K of :func:`~fermiflow.models.wavefunction.make_log_psi` need.
 
     Returns:
       A :class:`Flow`; ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``
@@ -317,6 +321,9 @@ def make_backflow(
       ((3, 2), (), True)
     """
     n_up, n_down, dim, box_length = check_flow_system(n_up, n_down, dim, box_length)
+    shape = (n_up + n_down, dim)
+    if spin_symmetric:  # the network sees one species: fully permutation-equivariant
+        n_up, n_down = n_up + n_down, 0
     module = _Backflow(
         max_lipschitz=_check_certify(certify, max_lipschitz, box_length),
         n_radial=(n_radial := _check_n_radial(n_radial, box_length)),
@@ -330,7 +337,6 @@ def make_backflow(
         n_frequencies=check_positive_int("n_frequencies", n_frequencies),
         init_scale=check_init_scale(init_scale),
     )
-    shape = (n_up + n_down, dim)
 
     def init(key: PRNGKey, x: ArrayLike) -> Params:
         x = jnp.asarray(x)

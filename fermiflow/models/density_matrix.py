@@ -41,6 +41,11 @@ from fermiflow.models.categorical import (
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.ode_flow import make_ode_flow
 from fermiflow.models.orbitals import make_oscillator_orbitals, make_plane_wave_orbitals
+from fermiflow.models.symmetry import (
+    make_symmetric_model,
+    oscillator_symmetries,
+    plane_wave_symmetries,
+)
 from fermiflow.models.wavefunction import closed_shell_occupation, make_log_psi
 from fermiflow.types import Array, Flow, Params, PRNGKey
 
@@ -80,6 +85,7 @@ class QuantumProblem(NamedTuple):
       orbitals: ``(modes: (k,), r: (k, dim)) -> (k, k)`` single-particle orbitals.
       occupation_states: (S, n) the sets of a categorical or ground-state model,
         None for the transformer (all C(m, n) sets).
+      spin_adapted: whether Psi_K are spin-block exchange combinations.
     """
 
     system: Any
@@ -95,6 +101,8 @@ class QuantumProblem(NamedTuple):
     potential: Callable[[Array], Array]
     orbitals: Callable[..., Array]
     occupation_states: np.ndarray | None
+    spin_adapted: bool = False
+    spin_adapted: bool = False
 
     @property
     def n(self) -> int:
@@ -159,6 +167,18 @@ def _occupation_model(kind, system, energies, temperature, options):
     return model, np.asarray(states)
 
 
+def _symmetrized(model: ARModel, system: ElectronGas | QuantumDot) -> ARModel:
+    quantum_numbers = system.spectrum.quantum_numbers
+    if isinstance(system, ElectronGas):
+        maps = plane_wave_symmetries(quantum_numbers, system.twist)
+    else:
+        maps = oscillator_symmetries(quantum_numbers)
+    if maps.shape[0] == 1:
+        return model
+    species = tuple(n for n in (system.n_up, system.n_down) if n)
+    return make_symmetric_model(model, maps, species=species)
+
+
 def make_quantum_problem(
     system: ElectronGas | QuantumDot,
     *,
@@ -166,6 +186,8 @@ def make_quantum_problem(
     occupation_options: dict | None = None,
     flow: str = "backflow",
     flow_options: dict | None = None,
+    occupation_symmetry: bool = True,
+    spin_adapted: bool = False,
 ) -> QuantumProblem:
     """Build the models and energies of an electron gas or a quantum dot.
 
@@ -179,6 +201,13 @@ def make_quantum_problem(
         trace its RK4 loop, so its kinetic energy needs the "jvp_loop" Laplacian).
       flow_options: static, keyword arguments of :func:`make_backflow` or
         :func:`~fermiflow.models.ode_flow.make_ode_flow`.
+      occupation_symmetry: static, average p(K) over the mode permutations of the
+        system's symmetry group (:mod:`fermiflow.models.symmetry`), so that symmetry-
+        related degenerate modes have equal occupations exactly (finite T only).
+      spin_adapted: static, n_up = n_down only: Psi_K are the +- combinations of the
+        determinant products under exchange of the spin blocks (singlet/triplet for
+        two electrons, :func:`~fermiflow.models.wavefunction.make_log_psi`), with a
+        flow that treats all electrons alike (``spin_symmetric``).
 
     Returns:
       A :class:`QuantumProblem`.
@@ -218,6 +247,11 @@ def make_quantum_problem(
     model, states = _occupation_model(
         occupation, system, energies, temperature, occupation_options or {}
     )
+    if occupation_symmetry and occupation != "ground_state":
+        model = _symmetrized(model, system)
+    if spin_adapted and system.n_up != system.n_down:
+        raise ValueError(f"spin_adapted=True needs n_up = n_down, got {system.n_up} and "
+                         f"{system.n_down}; pass spin_adapted=False.")
     if flow == "identity":
         if flow_options:
             raise ValueError(f"flow='identity' takes no flow_options, got {flow_options}.")
@@ -228,15 +262,18 @@ def make_quantum_problem(
             box_length=box_length, **(flow_options or {}),
         )
     else:
+        options = dict(flow_options or {})
+        if spin_adapted:
+            options["spin_symmetric"] = True
         flow_model = make_backflow(
             n_up=system.n_up, n_down=system.n_down, dim=system.dim,
-            box_length=box_length, **(flow_options or {}),
+            box_length=box_length, **options,
         )
     log_psi = make_log_psi(
         orbitals=orbitals, flow_apply=flow_model.apply,
-        n_up=system.n_up, n_down=system.n_down,
+        n_up=system.n_up, n_down=system.n_down, spin_adapted=spin_adapted,
     )
     return QuantumProblem(
         system, system.n_up, system.n_down, system.dim, box_length, temperature,
-        energies, model, flow_model, log_psi, potential, orbitals, states,
+        energies, model, flow_model, log_psi, potential, orbitals, states, spin_adapted,
     )

@@ -35,7 +35,8 @@ LogPsi = Callable[[Params, ArrayLike], Array]
 
 
 def make_log_psi(
-    *, orbitals: OrbitalFn, flow_apply: FlowApply, n_up: int, n_down: int
+    *, orbitals: OrbitalFn, flow_apply: FlowApply, n_up: int, n_down: int,
+    spin_adapted: bool = False,
 ) -> LogPsiK:
     """Build log Psi_K(x) for a flow and a set of single-particle orbitals.
 
@@ -46,13 +47,18 @@ def make_log_psi(
         a bijection of configuration space with log|det d zeta / d x|.
       n_up: static, number of up electrons (>= 0).
       n_down: static, number of down electrons (>= 0).
+      spin_adapted: static, n_up = n_down only (module docstring): for K = (A, B)
+        with up set A and down set B, Psi_K = [D_AB + s D_BA] / sqrt(2) with D_BA the
+        product with the spin blocks' sets exchanged, s = +1 if sorted(A) precedes
+        sorted(B) lexicographically and -1 if it follows, and Psi_K = D_AA for A = B.
 
     Returns:
       ``log_psi(params, occ: (n,) int, x: (n, dim)) -> ()`` complex, n = n_up +
       n_down: log|Psi_K| + i arg Psi_K. complex128 for float64 x and params.
 
     Raises:
-      ValueError: if n_up or n_down is negative or both are zero.
+      ValueError: if n_up or n_down is negative or both are zero, or spin_adapted
+        with n_up != n_down.
 
     Examples:
       >>> from fermiflow.hamiltonians.spectrum import plane_wave_spectrum
@@ -73,8 +79,16 @@ def make_log_psi(
     n = n_up + n_down
     if n == 0:
         raise ValueError("n_up + n_down must be >= 1, got n_up=0 and n_down=0.")
+    if spin_adapted and n_up != n_down:
+        raise ValueError(f"spin_adapted=True needs n_up = n_down, got {n_up} and {n_down}.")
     log_norm = 0.5 * (math.lgamma(n_up + 1) + math.lgamma(n_down + 1))
     blocks = [(lo, hi) for lo, hi in ((0, n_up), (n_up, n)) if hi > lo]
+
+    def products(occ: Array, zeta: Array) -> Array:
+        value = jnp.zeros((), jnp.result_type(zeta.dtype, jnp.complex64))
+        for lo, hi in blocks:
+            value = value + log_slater(orbitals(occ[lo:hi], zeta[lo:hi]))
+        return value
 
     def log_psi(params: Params, occ: ArrayLike, x: ArrayLike) -> Array:
         occ, x = jnp.asarray(occ), jnp.asarray(x)
@@ -84,12 +98,29 @@ def make_log_psi(
         if not jnp.issubdtype(occ.dtype, jnp.integer):
             raise TypeError(f"occ must hold integer mode indices, got {occ.dtype}.")
         zeta, log_det = flow_apply(params, x)
-        value = 0.5 * log_det - log_norm
-        for lo, hi in blocks:
-            value = value + log_slater(orbitals(occ[lo:hi], zeta[lo:hi]))
-        return value
+        value = 0.5 * log_det - log_norm + products(occ, zeta)
+        if not spin_adapted:
+            return value
+        swapped = 0.5 * log_det - log_norm + products(jnp.roll(occ, n_up), zeta)
+        return _exchange_combination(occ[:n_up], occ[n_up:], value, swapped)
 
     return log_psi
+
+
+def _exchange_combination(up: Array, down: Array, direct: Array, swapped: Array) -> Array:
+    """Return log[(e^direct + s e^swapped) / sqrt 2], or direct for equal sets (complex).
+
+    s = +1 when sorted(up) precedes sorted(down) lexicographically, -1 when it follows.
+    """
+    a, b = jnp.sort(up), jnp.sort(down)
+    differ = a != b
+    same = ~jnp.any(differ)
+    first = jnp.argmax(differ)
+    sign = jnp.where(a[first] < b[first], 1.0, -1.0)
+    sign = jnp.where(same, 1.0, sign)  # keeps the unused branch away from log(0)
+    shift = jnp.maximum(direct.real, swapped.real)
+    mixed = shift + jnp.log(jnp.exp(direct - shift) + sign * jnp.exp(swapped - shift))
+    return jnp.where(same, direct, mixed - 0.5 * jnp.log(2.0))
 
 
 def make_log_psi_fixed(log_psi: LogPsiK, occ: ArrayLike) -> LogPsi:

@@ -67,7 +67,8 @@ class ClassicalPieces(NamedTuple):
 def log_slater_k(problem: QuantumProblem) -> Callable:
     """Return log D_K(zeta) (Psi_K of the identity flow), ``(occ: (n,), zeta: (n, dim)) -> ()``."""
     slater = make_log_psi(orbitals=problem.orbitals, flow_apply=make_identity_flow().apply,
-                          n_up=problem.n_up, n_down=problem.n_down)
+                          n_up=problem.n_up, n_down=problem.n_down,
+                          spin_adapted=problem.spin_adapted)
     return lambda occ, zeta: slater({}, occ, zeta)
 
 
@@ -93,7 +94,9 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
     }.get(m.flow)
     return make_quantum_problem(system, occupation=m.occupation,
                                 occupation_options=occupation_options, flow=m.flow,
-                                flow_options=flow_options)
+                                flow_options=flow_options,
+                                occupation_symmetry=m.occupation_symmetry,
+                                spin_adapted=m.spin_adapted)
 
 
 def _sampler(config: Config, problem: QuantumProblem) -> JointSampler:

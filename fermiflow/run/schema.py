@@ -66,6 +66,10 @@ class ModelConfig:
     model_size: int = 16
     n_heads: int = 4
     hidden: int = 32
+    # p(K) averaged over the symmetry group of the modes (fermiflow.models.symmetry)
+    occupation_symmetry: bool = True
+    # n_up = n_down: Psi_K as spin-block exchange (singlet/triplet) combinations
+    spin_adapted: bool = False
     flow: str = "backflow"  # backflow | identity | ode
     depth: int = 2
     width_one: int = 16
