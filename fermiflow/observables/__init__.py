@@ -13,6 +13,9 @@ from fermiflow.observables.diagnostics import (
     to_inference_data,
 )
 from fermiflow.observables.effective_mass import (
+    OccupationFit,
+    effective_mass_from_entropy,
+    effective_mass_from_occupations,
     effective_mass_ratio,
     effective_mass_ratio_pretrained,
     ideal_entropy,
@@ -51,6 +54,7 @@ __all__ = [
     "BlockingResult",
     "Diagnostics",
     "Estimate",
+    "OccupationFit",
     "Thermodynamics",
     "acceptance_summary",
     "batch_estimate",
@@ -61,6 +65,8 @@ __all__ = [
     "density_image",
     "diagnose",
     "displacement_grid",
+    "effective_mass_from_entropy",
+    "effective_mass_from_occupations",
     "effective_mass_ratio",
     "effective_mass_ratio_pretrained",
     "estimate",

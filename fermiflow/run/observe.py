@@ -13,8 +13,9 @@ uses ``fold_in(key, 1)``), and writes into ``RUN_DIR/observe`` (or ``--out``):
   local values, dims (chain = walker, draw = step).
 
 Observables (``--observables``): "thermodynamics" (F, E, K, V, S, total and per
-particle; the virial pressure and m*/m = S / S_0 for the electron gas, plus S relative
-to the pretrained model when ``pretrain.jsonl`` exists), "pair" (spin-resolved g(r)),
+particle; for the electron gas the virial pressure and m*/m three ways: S / S_0, the
+inversion S = S_0(T m*/m) and the fit of -ln p(K) against E_0(K), plus S relative to
+the pretrained model when ``pretrain.jsonl`` exists), "pair" (spin-resolved g(r)),
 "structure_factor" (S(k) averaged over each lattice shell |n|^2), "momentum" (n(k)
 from displaced-electron ratios on a subset of walkers, and <n_k> from p(K)),
 "density" (box grid for the gas; radial profile and image for dots). Pair, structure
@@ -141,7 +142,7 @@ def _mapped(fn, *arrays, batch_size=256):
     return np.asarray(out).reshape(lead + out.shape[1:])
 
 
-def _thermodynamics(run: LoadedRun, values: Any, run_dir: Path) -> dict:
+def _thermodynamics(run: LoadedRun, values: Any, occ: np.ndarray, run_dir: Path) -> dict:
     gas, problem = isinstance(run.system, ElectronGas), run.problem
     volume = problem.box_length**problem.dim if gas else None
     result = obs.thermodynamic_estimates(values, temperature=problem.temperature,
@@ -149,8 +150,17 @@ def _thermodynamics(run: LoadedRun, values: Any, run_dir: Path) -> dict:
     units = obs.thermodynamic_units(problem.dim if gas else None)
     out = {"estimates": obs.observables_to_json(result, units)}
     if gas and problem.temperature > 0:
+        # Three estimators of m*/m (fermiflow.observables.effective_mass): S / S0, the
+        # inversion S = S0(T m*/m), and the fit of -ln p(K) against E0(K).
         out["effective_mass"] = obs.effective_mass_ratio(
             result["entropy"], obs.ideal_entropy(run.system)).to_dict()
+        out["effective_mass_entropy_inversion"] = obs.effective_mass_from_entropy(
+            result["entropy"], run.system).to_dict()
+        fit = obs.effective_mass_from_occupations(
+            np.asarray(values.log_p), problem.mode_energies[occ].sum(-1), 1 / problem.temperature)
+        out["effective_mass_occupation_fit"] = {
+            **fit.mass_ratio.to_dict(), "slope": fit.slope, "intercept": fit.intercept,
+            "residual_rms": fit.residual_rms, "r_squared": fit.r_squared}
         rows = read_rows(run_dir / "pretrain.jsonl")
         if rows and rows[-1].get("S"):
             last = rows[-1]
@@ -285,7 +295,7 @@ def observe_run(run_dir: str | Path, *, n_samples: int | None = None,
               "n_steps": n_steps, "key": "fold_in(checkpoint key, 2)",
               "units": "Hartree atomic units; whole system unless *_per_particle"}
     if "thermodynamics" in names:
-        result["thermodynamics"] = _thermodynamics(run, values, run_dir)
+        result["thermodynamics"] = _thermodynamics(run, values, occ, run_dir)
     if box:
         result.update(_box_observables(run, names, occ, x, n_bins, n_displacements,
                                        jax.random.fold_in(run.state.key, 3)))
@@ -328,7 +338,8 @@ def format_summary(result: dict) -> str:
         if name.endswith("_per_particle") or name == "pressure":
             error = "nan" if o["error"] is None else f"{o['error']:.3g}"
             lines.append(f"  {name:28s} {o['value']:.8g} +- {error} {o['units']}")
-    for key in ("effective_mass", "effective_mass_pretrained"):
+    for key in ("effective_mass", "effective_mass_entropy_inversion",
+                "effective_mass_occupation_fit", "effective_mass_pretrained"):
         if key in thermo:
             m = thermo[key]
             lines.append(f"  m*/m ({key.replace('_', ' ')}): {m['value']:.5f} +- "

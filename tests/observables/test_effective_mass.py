@@ -3,13 +3,19 @@
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from fermiflow.estimate import Estimate
-from fermiflow.hamiltonians.free_fermions import electron_gas_ideal_thermo
+from fermiflow.hamiltonians.free_fermions import (
+    canonical_ideal_gas_spinful,
+    electron_gas_ideal_thermo,
+)
 from fermiflow.hamiltonians.systems import ElectronGas, QuantumDot
 from fermiflow.observables import (
+    effective_mass_from_entropy,
+    effective_mass_from_occupations,
     effective_mass_ratio,
     effective_mass_ratio_pretrained,
     estimate,
@@ -85,3 +91,52 @@ def test_validation():
     with pytest.raises(ValueError, match="ElectronGas"):
         ideal_entropy(dot)
     assert ideal_entropy(ElectronGas(n_up=2, n_down=0, dim=2, rs=1.0, theta=1.0, emax=1)) > 0
+
+
+MASSES = [1.0, 1.5, 0.7]
+
+
+@pytest.mark.parametrize("mass", MASSES)
+def test_entropy_inversion_is_exact_for_an_ideal_gas_of_rescaled_mass(mass):
+    """Levels eps / m* at temperature T have the entropy of eps at T m*: x = m* exactly."""
+    gas = ElectronGas(n_up=5, n_down=3, dim=2, rs=1.0, theta=0.2, emax=9, twist=(0.25, 0.25))
+    thermo = canonical_ideal_gas_spinful(gas.spectrum.energies / mass, 5, 3, gas.beta)
+    result = effective_mass_from_entropy(Estimate(float(thermo.entropy), 0.01, "blocking"), gas)
+    np.testing.assert_allclose(result.value, mass, rtol=1e-9)
+    # Error propagation: dS0/dx = C0(T x) / x.
+    slope = float(canonical_ideal_gas_spinful(gas.spectrum.energies, 5, 3,
+                                              gas.beta / mass).heat_capacity) / mass
+    np.testing.assert_allclose(result.error, 0.01 / slope, rtol=1e-9)
+    # The ratio S / S0 is biased at finite N and Theta (S0 is not linear in T).
+    ratio = float(thermo.entropy) / ideal_entropy(gas)
+    if mass != 1.0:
+        assert abs(ratio - mass) > 1e-3
+
+
+@pytest.mark.parametrize("mass", MASSES)
+def test_occupation_fit_recovers_the_mass_from_exact_samples(key, mass):
+    gas = ElectronGas(n_up=3, n_down=0, dim=2, rs=1.0, theta=0.5, emax=4, twist=(0.25, 0.25))
+    problem, params = exact_canonical_problem(gas)
+    energies = np.asarray(problem.mode_energies)[problem.occupation_states].sum(-1)
+    logits = -gas.beta * energies / mass  # an ideal gas of mass m*, exactly
+    occ, log_p = jax.jit(problem.occupation_model.sample, static_argnums=2)(
+        key, jnp.asarray(logits), 4096)
+    e0 = np.asarray(problem.mode_energies)[np.asarray(occ)].sum(-1)
+    fit = effective_mass_from_occupations(np.asarray(log_p), e0, gas.beta)
+    np.testing.assert_allclose(fit.mass_ratio.value, mass, rtol=1e-9)
+    assert fit.residual_rms < 1e-9 and fit.r_squared > 1 - 1e-12
+    # Entropy route from the same samples: consistent within its (statistical) error.
+    entropy = estimate(-np.asarray(log_p).reshape(64, 64), name="S")
+    x = effective_mass_from_entropy(entropy, gas)
+    assert x.error < 0.05 and abs(x.value - mass) < K_SIGMA * x.error
+
+
+def test_occupation_fit_validation_and_residuals():
+    rng_e0 = np.linspace(0.0, 1.0, 50)
+    curved = -(2.0 * rng_e0 + 0.5 * rng_e0**2)  # not of the Fermi-liquid form
+    fit = effective_mass_from_occupations(curved, rng_e0, beta=2.0)
+    assert fit.residual_rms > 1e-3 and fit.mass_ratio.error > 0
+    with pytest.raises(ValueError, match="constant"):
+        effective_mass_from_occupations([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], beta=1.0)
+    with pytest.raises(ValueError, match="same >= 3 samples"):
+        effective_mass_from_occupations([0.0, 1.0], [1.0, 2.0], beta=1.0)

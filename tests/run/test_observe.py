@@ -125,6 +125,9 @@ def test_electron_gas_run_is_observed_after_a_fresh_start(tmp_path):
     mass = result["thermodynamics"]["effective_mass"]
     s0 = ideal_entropy(build_pieces(load_config(config_file)).system)
     np.testing.assert_allclose(mass["value"] * s0, thermo["entropy"]["value"], rtol=1e-12)
+    for key in ("effective_mass_entropy_inversion", "effective_mass_occupation_fit"):
+        estimate = result["thermodynamics"][key]
+        assert 0 < estimate["value"] < 10 and estimate["error"] > 0, (key, estimate)
     g = result["pair_correlation"]
     assert g["channels"] == ["all", "up-up", "up-down"]
     assert np.array(g["value"]).shape == (3, 32)
