@@ -114,6 +114,10 @@ pretrain_learning_rate = 0.05
 """
 
 
+# Default cutoff of the categorical p(K), in units of T (see resolve).
+DEFAULT_EXCITATION_T = 14.0
+
+
 def _check_value(path: str, value: Any, hint: Any) -> Any:
     """Return value converted to the annotated type, or raise naming ``path``."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
@@ -350,9 +354,16 @@ def resolve(config: Config) -> Config:
                  "model.occupation = 'ground_state', and that model needs T = 0; got "
                  f"T = {temperature_of(system):.6g} Ha with model.occupation = "
                  f"{model.occupation!r}.")
-        _require(model.occupation != "categorical" or (model.max_excitation or 0) > 0,
-                 "model.occupation = 'categorical' needs model.max_excitation > 0 (Hartree "
-                 f"above the ideal ground state); use about {10 * temperature_of(system):.3g}.")
+        _require(model.max_excitation is None or model.max_excitation > 0,
+                 "model.max_excitation must be > 0 (Hartree above the ideal ground state), "
+                 f"got {model.max_excitation}; leave it out for the default "
+                 f"{DEFAULT_EXCITATION_T:g} T = "
+                 f"{DEFAULT_EXCITATION_T * temperature_of(system):.3g} Ha.")
+        if model.occupation == "categorical" and model.max_excitation is None:
+            # Sets more than 14 T above the ideal ground state have ideal Boltzmann
+            # weights below e^-14 = 8e-7 of it.
+            model = dataclasses.replace(
+                model, max_excitation=DEFAULT_EXCITATION_T * temperature_of(system))
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",
@@ -384,7 +395,7 @@ def resolve(config: Config) -> Config:
     _require(sampler.batch % opt.n_micro_batches == 0,
              f"sampler.batch={sampler.batch} must be divisible by optimizer.n_micro_batches="
              f"{opt.n_micro_batches}.")
-    return dataclasses.replace(config, system=system)
+    return dataclasses.replace(config, system=system, model=model)
 
 
 def make_system(config: Config) -> Any:

@@ -61,7 +61,8 @@ class ModelConfig:
     """p(K) and the flow; the transformer/backflow sizes apply to those choices."""
 
     occupation: str = "categorical"  # transformer | categorical | ground_state
-    max_excitation: float | None = None  # categorical: Hartree above the ideal ground state
+    # categorical: Hartree above the ideal ground state (default 14 T, set by resolve)
+    max_excitation: float | None = None
     n_layers: int = 2
     model_size: int = 16
     n_heads: int = 4

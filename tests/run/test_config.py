@@ -92,7 +92,7 @@ def test_dot_temperature_or_beta_and_classical_system():
         (["system.rs=1.0"], r"system\.rs is not a parameter of kind='quantum_dot'"),
         (["system.temperature=0.5"], r"exactly one of system\.beta and system\.temperature"),
         (["model.occupation='ground_state'"], r"needs model\.occupation = 'ground_state'"),
-        (["model.flow='ode'"], r"model\.flow must be one of"),
+        (["model.flow='odeint'"], r"model\.flow must be one of"),
         (["optimizer.occupation='lbfgs'"], r"optimizer\.occupation must be one of"),
         (["sampler.batch=255", "optimizer.n_micro_batches=2"], r"divisible by optimizer"),
         (["run.n_eval_steps=2"], r"run\.n_eval_steps must be >= 4"),
@@ -226,3 +226,20 @@ def test_ode_flow_is_trainable_from_a_config():
     before = jax.tree.leaves(state.params.wavefunction)
     after = jax.tree.leaves(jax.device_get(new.params.wavefunction))
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(after, before, strict=True)) > 0
+
+
+def test_a_system_table_alone_is_a_runnable_config():
+    """Only [system]: the categorical p(K) gets its cutoff from T (14 T)."""
+    config = resolve(config_from_dict({"system": {
+        "kind": "quantum_dot", "dim": 2, "n_up": 1, "n_down": 1, "beta": 2.0, "n_shells": 4}}))
+    assert config.model.occupation == "categorical"
+    assert config.model.max_excitation == pytest.approx(14.0 / 2.0)
+    from fermiflow.run.build import build_pieces
+
+    pieces = build_pieces(config)
+    states = pieces.problem.occupation_states
+    energies = pieces.problem.mode_energies[states].sum(-1)
+    assert energies.max() - energies.min() <= 7.0 + 1e-12 and len(states) > 10
+    with pytest.raises(ValueError, match="max_excitation must be > 0"):
+        resolve(config_from_dict({"system": {"kind": "quantum_dot", "n_up": 1, "n_shells": 2,
+                                             "beta": 1.0}, "model": {"max_excitation": -1.0}}))
