@@ -120,6 +120,14 @@ def radial_fourier(
 
     Returns:
       (k,) the coefficients.
+
+    Examples:
+      >>> x, w = roots_legendre(200)
+      >>> r, w = (x + 1) / 4, w / 4  # [0, 1/2] for L = 1
+      >>> f = radial_fourier(np.exp(-(r / 0.1) ** 2) * r, r, w, np.array([0.0]),
+      ...                    dim=2, box_length=1.0)
+      >>> bool(np.isclose(f[0], np.pi * 0.1**2))  # int exp(-r^2 / s^2) d^2 r = pi s^2
+      True
     """
     qr = np.outer(2.0 * np.pi / box_length * g_norm, nodes)
     kernel = j0(qr) if dim == 2 else np.sinc(qr / np.pi)

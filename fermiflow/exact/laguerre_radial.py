@@ -47,6 +47,10 @@ def default_radial_scale(n_basis: int, omega: float) -> float:
 
     Returns:
       kappa in 1/Bohr (the basis decays as exp(-kappa r)).
+
+    Examples:
+      >>> default_radial_scale(64, 1.0)
+      6.0
     """
     n_basis = check_positive_int("n_basis", n_basis)
     omega = check_positive("omega", omega, "Pass scale explicitly when omega = 0.")

@@ -132,6 +132,7 @@ def _settings(
     n_aug: int | None,
     augment: bool,
     step: int | None,
+    two_cutoffs: bool,
 ) -> _Settings:
     """Validate the accuracy settings and fill in the defaults of the dimension."""
     _check_system(system)
@@ -141,8 +142,8 @@ def _settings(
     dim = system.dim
     n_cut = _DEFAULT_N_CUT[dim] if n_cut is None else check_positive_int("n_cut", n_cut)
     cuts = [n_cut]
-    if step is not None:
-        step = check_positive_int("step", step)
+    if two_cutoffs:
+        step = _DEFAULT_STEP[dim] if step is None else check_positive_int("step", step)
         if step >= n_cut:
             raise ValueError(f"step must be < n_cut={n_cut}, got {step}. Use about n_cut / 4.")
         cuts = [n_cut - step, n_cut]
@@ -183,7 +184,13 @@ def two_electron_box(
       0.392676
     """
     settings = _settings(
-        system, coupling=coupling, n_cut=n_cut, n_aug=n_aug, augment=augment, step=None
+        system,
+        coupling=coupling,
+        n_cut=n_cut,
+        n_aug=n_aug,
+        augment=augment,
+        step=None,
+        two_cutoffs=False,
     )
     return _thermo_per_cutoff(system, settings)[0]
 
@@ -214,19 +221,18 @@ def two_electron_box_converged(
     Examples:
       >>> gas = ElectronGas(n_up=2, n_down=0, dim=2, rs=1.0, theta=1.0, emax=1,
       ...                   twist=(0.25, 0.25))
-      >>> result = two_electron_box_converged(gas, n_cut=20, step=4)
+      >>> result = two_electron_box_converged(gas, n_cut=16, step=4)
       >>> bool(result.error.free_energy < 1e-6 * abs(result.thermo.free_energy))
       True
     """
-    if step is None and isinstance(system, ElectronGas):
-        step = _DEFAULT_STEP[system.dim]
     settings = _settings(
         system,
         coupling=coupling,
         n_cut=n_cut,
         n_aug=n_aug,
         augment=augment,
-        step=1 if step is None else step,
+        step=step,
+        two_cutoffs=True,
     )
     coarse, fine = _thermo_per_cutoff(system, settings)
     error = ExactThermo(*(abs(f - c) for f, c in zip(fine, coarse, strict=True)))

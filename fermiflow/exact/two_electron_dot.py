@@ -25,10 +25,12 @@ Z. Each partial wave is solved in 3 n_keep + 30 basis functions, which converges
 n_keep kept levels to about 1e-12 (module docstring of ``laguerre_radial``).
 
 References: M. Taut, Phys. Rev. A 48, 3561 (1993) (3D) and J. Phys. A 27, 1045 (1994)
-(2D) give closed-form states: e.g. the relative ground state of partial wave nu at
-omega = coupling^2 / (2 nu + 1) is (1 + coupling r / (2 nu + 1)) r^nu exp(-omega r^2 / 4)
-with relative energy omega (nu + 2), so the 2D singlet at omega = coupling = 1 has
-E0 = 3 and the 3D singlet at omega = 1/2, coupling = 1 has E0 = 2.
+(2D) give closed-form states. In the notation of ``laguerre_radial``, partial wave nu
+at omega = coupling^2 / (2 nu + 1) has the relative ground state
+u(r) = (1 + coupling r / (2 nu + 1)) r^(nu + 1/2) exp(-omega r^2 / 4) with relative
+energy omega (nu + 2) (insert it in the radial equation), so the 2D singlet at
+omega = coupling = 1 has E0 = 1 + 2 = 3 and the 3D singlet at omega = 1/2, coupling = 1
+(Hooke's atom) has E0 = 3/4 + 5/4 = 2.
 """
 
 from __future__ import annotations

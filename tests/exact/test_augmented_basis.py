@@ -89,8 +89,8 @@ def test_radial_tables_match_adaptive_quadrature(dim):
 
 def _direct_coulomb_coefficients(dim, box_length, g_list, power):
     """F[phi u^power](q) by quadrature of the real-space Ewald phi in polar/spherical form."""
-    x, w = roots_legendre(48 if dim == 2 else 20)
-    edges = np.linspace(0.0, 0.5 * box_length, 5 if dim == 2 else 4)
+    x, w = roots_legendre(48 if dim == 2 else 16)
+    edges = np.linspace(0.0, 0.5 * box_length, 5 if dim == 2 else 3)
     low, width = edges[:-1, None], np.diff(edges)[:, None]
     r = (low + width * (x + 1) / 2).ravel()
     wr = (width / 2 * w).ravel()

@@ -7,7 +7,6 @@ madelung / L that the box Hamiltonian uses.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -24,7 +23,7 @@ from fermiflow.hamiltonians.ewald import make_ewald_potential
 @pytest.mark.parametrize("box_length", [0.9, 25.066])
 def test_pair_potential_matches_make_ewald_potential(key, dim, box_length):
     x = jax.random.uniform(key, (6, 2, dim), minval=-box_length, maxval=2 * box_length)
-    reference = jax.vmap(make_ewald_potential(dim=dim, box_length=box_length))(x)
+    reference = jax.jit(jax.vmap(make_ewald_potential(dim=dim, box_length=box_length)))(x)
     displacement = np.asarray(x[:, 0] - x[:, 1])
     for kappa in (3.0, 6.0, 14.0):
         value = ewald_pair_potential(
@@ -35,12 +34,14 @@ def test_pair_potential_matches_make_ewald_potential(key, dim, box_length):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_zero_mean_and_constant(dim):
-    # The cell average of V over r is the constant: phi has no G = 0 component.
+    # The cell average of V over r is the constant: phi has no G = 0 component, and the
+    # constant is twice the one-electron energy madelung / (2 L) (literature Madelung
+    # constants of the square and simple cubic lattices).
     box_length = 1.7
     assert float(ewald_pair_fourier(np.zeros(dim), dim=dim, box_length=box_length)) == 0.0
-    single = float(make_ewald_potential(dim=dim, box_length=box_length)(jnp.zeros((1, dim))))
-    # One electron: madelung / (2 L); two electrons add the pair constant once more.
-    assert ewald_pair_constant(dim=dim, box_length=box_length) == pytest.approx(2 * single)
+    madelung = {2: -3.9002649200020, 3: -2.8372974794806}[dim]
+    constant = ewald_pair_constant(dim=dim, box_length=box_length)
+    assert constant == pytest.approx(madelung / box_length, rel=1e-12)
 
 
 def test_fourier_components_closed_form():
