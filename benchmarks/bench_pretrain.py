@@ -97,7 +97,8 @@ def run_acceptance(**overrides) -> dict:
         state, metrics = step(state)
         curve.append(metrics)
         if i % 10 == 0:
-            f, err = float(metrics.free_energy), float(metrics.free_energy_err)
+            free = metrics.estimates.free_energy
+            f, err = float(free.value), float(free.error)
             elapsed = time.perf_counter() - train_start
             log(
                 f"step {i}: F - F_exact = {RYDBERG * (f - float(exact.free_energy)):.5f}"
@@ -118,7 +119,7 @@ def run_acceptance(**overrides) -> dict:
         )
     )
     eval_start = time.perf_counter()
-    final = jax.device_get(evaluate(key_eval, state.params))
+    final = jax.device_get(evaluate(key_eval, state.params))  # Thermodynamics
     eval_s = time.perf_counter() - eval_start
     f_exact, s_exact = float(exact.free_energy), float(exact.entropy)
 
@@ -143,22 +144,23 @@ def run_acceptance(**overrides) -> dict:
         },
         "final": {
             "eval_batch": settings["eval_batch"],
-            "free_energy_ha": float(final.free_energy),
-            "free_energy_err_ha": float(final.free_energy_err),
-            "delta_free_energy_ry_rs2": ry(final.free_energy - f_exact),
-            "delta_free_energy_err_ry_rs2": ry(final.free_energy_err),
-            "delta_in_sigma": float((final.free_energy - f_exact) / final.free_energy_err),
-            "entropy": float(final.entropy),
-            "entropy_err": float(final.entropy_err),
-            "delta_entropy": float(final.entropy) - s_exact,
-            "energy_ha": float(final.energy),
-            "energy_err_ha": float(final.energy_err),
+            "free_energy_ha": float(final.free_energy.value),
+            "free_energy_err_ha": float(final.free_energy.error),
+            "delta_free_energy_ry_rs2": ry(final.free_energy.value - f_exact),
+            "delta_free_energy_err_ry_rs2": ry(final.free_energy.error),
+            "delta_in_sigma": float((final.free_energy.value - f_exact) / final.free_energy.error),
+            "entropy": float(final.entropy.value),
+            "entropy_err": float(final.entropy.error),
+            "delta_entropy": float(final.entropy.value) - s_exact,
+            "energy_ha": float(final.energy.value),
+            "energy_err_ha": float(final.energy.error),
         },
         "curve": {
             "step": list(range(len(curve))),
-            "delta_free_energy_ry_rs2": [ry(m.free_energy - f_exact) for m in curve],
-            "free_energy_err_ry_rs2": [ry(m.free_energy_err) for m in curve],
-            "entropy": [float(m.entropy) for m in curve],
+            "delta_free_energy_ry_rs2": [ry(m.estimates.free_energy.value - f_exact)
+                                         for m in curve],
+            "free_energy_err_ry_rs2": [ry(m.estimates.free_energy.error) for m in curve],
+            "entropy": [float(m.estimates.entropy.value) for m in curve],
             "grad_norm": [float(m.grad_norm) for m in curve],
         },
         "timing": {

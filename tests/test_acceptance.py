@@ -1,45 +1,42 @@
-"""Acceptance runs of the optimization issue, as slow tests.
+"""Acceptance runs as slow tests: the bench cases that hold the project's record.
 
-Each test runs the benchmark script that produces the committed result file (same
-code path, same defaults) and asserts the acceptance criterion on its JSON output.
-They take minutes to tens of minutes on a 2-core CPU: ``python -m pytest -m slow``.
+Each test runs one case of ``fermiflow bench`` (the same config, reference and rule as
+the committed table in benchmarks/README.md) and asserts its verdict. They take
+minutes to tens of minutes on a 2-core CPU: ``python -m pytest -m slow``. The quick
+tier runs in the default suite (tests/run/test_bench.py).
 """
-
-import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+from fermiflow.run.bench import run_bench
 
 
-def _run(script: str, tmp_path, *args: str) -> dict:
-    out = tmp_path / "result.json"
-    subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--out", str(out), *args],
-        check=True, timeout=3600,
-    )
-    return json.loads(out.read_text())
+def _case(name, tmp_path):
+    result = run_bench([name], out=tmp_path / "bench")
+    (case,) = result["cases"]
+    rows = {r["quantity"]: r for r in case["rows"]}
+    return case, rows
 
 
 @pytest.mark.slow
 def test_ground_state_two_electrons_in_trap(tmp_path):
-    """T = 0, 1 up + 1 down, omega = 1, coupling 1: |E - 3| < 1e-3 with sigma < 3e-4."""
-    result = _run("bench_ground_state.py", tmp_path)
-    assert result["energy_err"] < 3e-4, result["energy_err"]
-    assert abs(result["energy"] - 3.0) < 1e-3
-    # Variational: not below the exact energy beyond statistics.
-    assert result["energy"] > 3.0 - 5 * result["energy_err"]
+    """T = 0, 1 up + 1 down, omega = 1, coupling 1: E within 3e-4 of 3 Ha, sigma < 1.5e-4."""
+    case, rows = _case("dot2d_1u1d_ground_state", tmp_path)
+    assert case["passed"], rows
+    assert rows["E"]["value"] > 1.5 - 5 * rows["E"]["error"]  # variational
 
 
 @pytest.mark.slow
 def test_ideal_quantum_dot_full_method(tmp_path):
-    """Ideal 2D dot, N = 6 polarized, beta = 2: F within 3 sigma of exact, flow -> identity."""
-    result = _run("bench_ideal_dot.py", tmp_path)
-    assert result["free_energy_err"] < 1e-3, result["free_energy_err"]
-    assert abs(result["deviation"]) < 3 * result["free_energy_err"], result["deviation_sigma"]
-    # The flow starts displaced from the identity and must learn its way back.
-    assert result["displacement_rms_start"] > 0.01
-    assert result["displacement_rms_end"] < 0.1 * result["displacement_rms_start"]
+    """Ideal 2D dot, N = 6 polarized, beta = 2: F within 3 sigma of exact, sigma small."""
+    case, rows = _case("dot2d_n6_ideal", tmp_path)
+    assert case["passed"], rows
+
+
+@pytest.mark.slow
+def test_classical_pair(tmp_path):
+    """The committed classical-pair record: F within max(3 sigma, 2e-3 |F|) of the exact
+    pair free energy, no non-finite sample (a fold would void the bound)."""
+    case, rows = _case("classical_pair", tmp_path)
+    assert "note" not in case, case.get("note")
+    assert case["passed"], rows

@@ -142,9 +142,15 @@ def make_symmetric_model(
     inverse = jnp.asarray(np.argsort(maps, axis=1))
     log_size = math.log(maps.shape[0])
 
+    n_modes = maps.shape[1]
+
     def log_prob(params: Params, occ: ArrayLike) -> Array:
         occ = jnp.asarray(occ)
-        each = jax.vmap(lambda perm: model.log_prob(params, perm[occ]))(table)  # (G, batch)
+
+        def image(perm):  # a mode outside the table stays outside (p = 0 there)
+            return perm.at[occ].get(mode="fill", fill_value=n_modes)
+
+        each = jax.vmap(lambda perm: model.log_prob(params, image(perm)))(table)  # (G, batch)
         return jax.nn.logsumexp(each, axis=0) - log_size
 
     def sample(key: PRNGKey, params: Params, batch: int) -> tuple[Array, Array]:

@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 
 from fermiflow.run.bench_cases import CASES, TIERS, Case, Reference, Rule
 from fermiflow.run.config import config_from_toml, config_to_json, load_config
-from fermiflow.run.loop import read_rows, resume_run, start_run
+from fermiflow.run.loop import RunStopped, read_rows, resume_run, start_run
 from fermiflow.run.provenance import environment
 
 __all__ = ["evaluate_case", "judge", "run_bench", "select_cases"]
@@ -160,10 +160,22 @@ def evaluate_case(case: Case, out: Path) -> dict:
         ours, info = case.check(), {"training": "none (exact check)"}
     else:
         run_dir = out / "runs" / case.name
-        summary = _train(case, run_dir)
+        try:
+            summary = _train(case, run_dir)
+        except RunStopped as error:  # the NaN guard gave up: a failed case, not a crash
+            _log(f"{case.name}: FAIL, the run stopped: {error}")
+            return {"name": case.name, "tier": case.tier, "description": case.description,
+                    "reference_source": reference.source, "rule": case.rule.describe(),
+                    "run_dir": str(run_dir), "rows": [], "passed": False,
+                    "note": f"run stopped by the NaN guard: {error}",
+                    "wall_s": time.perf_counter() - start}
         ours = _ours_from_summary(summary)
         info = {"step": summary["step"], "evaluation": summary["evaluation"]}
     rows, passed = judge(ours, reference, case.rule)
+    evaluation = info.get("evaluation", {})
+    excluded = evaluation.get("n_excluded_samples") or evaluation.get("n_excluded_walkers")
+    if excluded:  # non-finite local values were left out: F is not a guaranteed bound
+        passed, info["note"] = False, f"{excluded} non-finite evaluation samples left out"
     record = {"name": case.name, "tier": case.tier, "description": case.description,
               "reference_source": reference.source, "rule": case.rule.describe(),
               "run_dir": None if run_dir is None else str(run_dir), "rows": rows,
@@ -184,6 +196,9 @@ def _markdown(records: list[dict], env: dict) -> str:
              "| case | quantity | ours | reference | rel. dev. | z | verdict | rule |",
              "|---|---|---|---|---|---|---|---|"]
     for rec in records:
+        if not rec["rows"] or rec.get("note"):
+            lines.append(f"| {rec['name']} | — | — | — | | | **fail** | "
+                         f"{rec.get('note', 'no estimate')} |")
         for r in rec["rows"]:
             verdict = {True: "pass", False: "**fail**", None: "report"}[r["ok"]]
             rel = "" if r["relative_deviation"] is None else f"{r['relative_deviation']:+.2e}"

@@ -345,7 +345,8 @@ def resolve(config: Config) -> Config:
                "optimizer.wavefunction": (opt.wavefunction, ("sr", "adam", "sgd", "none")),
                "optimizer.schedule": (opt.schedule, ("constant", "cosine")),
                "optimizer.laplacian": (opt.laplacian, ("forward_laplacian", "jvp_loop")),
-               "optimizer.kinetic": (opt.kinetic, ("exact", "split"))}
+               "optimizer.kinetic": (opt.kinetic, ("exact", "split")),
+               "run.pretrain_optimizer": (run.pretrain_optimizer, ("adam", "sr"))}
     for key, (value, allowed) in choices.items():
         _require(value in allowed, f"{key} must be one of {allowed}, got {value!r}.")
     if system.kind != "classical":
@@ -390,6 +391,8 @@ def resolve(config: Config) -> Config:
     _require(0 < run.learning_rate_backoff < 1,
              f"run.learning_rate_backoff must lie in (0, 1), got {run.learning_rate_backoff}.")
     _require(sampler.batch >= 2, f"sampler.batch must be >= 2, got {sampler.batch}.")
+    _require(run.pretrain_batch is None or run.pretrain_batch >= 2,
+             f"run.pretrain_batch must be >= 2, got {run.pretrain_batch}.")
     _require(run.n_eval_steps >= 4, "run.n_eval_steps must be >= 4 (blocking errors need "
                                     f"4 draws per walker), got {run.n_eval_steps}.")
     _require(sampler.batch % opt.n_micro_batches == 0,

@@ -187,10 +187,14 @@ def _build_quantum(config: Config, scale: float, devices: list | None) -> Engine
     def init():
         params, rows = jax.jit(problem.init_params)(key_params), []
         if r.pretrain_steps and problem.temperature > 0:
+            sr = r.pretrain_optimizer == "sr"
+            optimizer = (natural_gradient(r.pretrain_learning_rate,
+                                          damping=config.optimizer.damping)
+                         if sr else optax.adam(r.pretrain_learning_rate))
             occupation, history = pretrain(
                 key_pretrain, problem.occupation_model, problem.mode_energies,
                 temperature=problem.temperature, n_steps=r.pretrain_steps,
-                batch=config.sampler.batch, optimizer=optax.adam(r.pretrain_learning_rate),
+                batch=r.pretrain_batch or config.sampler.batch, optimizer=optimizer, sr=sr,
                 params=params.occupation, clip_width=config.optimizer.clip_width)
             params, rows = params._replace(occupation=occupation), _pretrain_rows(history)
         state = jax.jit(trainer.init, static_argnums=2)(key_init, params,
@@ -215,9 +219,12 @@ def _build_classical(config: Config, scale: float, devices: list | None) -> Engi
     s, r = config.sampler, config.run
     system, flow, energy = build_classical(config)
     temperature = system.temperature
+    o = config.optimizer
+    cosine = dict(n_steps=r.n_steps, final_fraction=o.final_fraction) if (
+        o.schedule == "cosine") else {}
     trainer = make_classical_step(
         flow, energy, temperature=temperature, batch=s.batch,
-        optimizer=classical_adam(config.optimizer.wavefunction_learning_rate * scale))
+        optimizer=classical_adam(o.wavefunction_learning_rate * scale, **cosine))
     key_params, key_init = jax.random.split(jax.random.key(r.seed))
     x = jnp.zeros((system.n, system.dim))
     params = jax.eval_shape(flow.init, key_params, x)

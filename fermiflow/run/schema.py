@@ -132,6 +132,8 @@ class RunConfig:
     n_eval_steps: int = 20
     pretrain_steps: int = 0
     pretrain_learning_rate: float = 1e-2
+    pretrain_optimizer: str = "adam"  # adam | sr (natural gradient, no trust region)
+    pretrain_batch: int | None = None  # default: sampler.batch
     max_rollbacks: int = 3
     learning_rate_backoff: float = 0.5
 

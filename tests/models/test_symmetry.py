@@ -114,3 +114,10 @@ def test_validation():
         make_symmetric_model(base, [[0, 1, 1]], species=(1,))
     with pytest.raises(ValueError, match="form a group"):
         make_symmetric_model(base, [[0, 1, 2], [1, 2, 0]], species=(1,))
+
+
+def test_modes_outside_the_table_have_zero_probability():
+    model, params, _, maps, _, _ = _setup(False)
+    m = maps.shape[1]
+    log_p = model.log_prob(params, jnp.array([[m - 2, m - 1, m]]))
+    assert float(log_p[0]) == -np.inf

@@ -4,8 +4,8 @@ Exact: the pair free energy against the coupling = 0 closed form and an independ
 Gauss-Legendre quadrature; the reparameterized gradient against central finite
 differences at fixed base noise; the NaN bookkeeping, the scale bound and the
 evaluator against hand computations. Statistical: training at coupling = 0 (the exact
-density is a Gaussian) converges to F_exact within 5 sigma; the acceptance case
-(N = 2, 2D, coupling 1, T = 0.5: F - F_exact < 2e-3) is slow-marked.
+density is a Gaussian) converges to F_exact within 5 sigma. The acceptance case (N = 2,
+2D, coupling 1, T = 0.5) is the bench case ``classical_pair`` (tests/test_acceptance.py).
 
 Coupling 0 closed form: H = sum_i |x_i|^2 / 2 (omega = 1) for two particles in 2D gives
 Z = int d^4 x exp(-H / T) = (2 pi T)^2, so F = -T ln((2 pi T)^2).
@@ -313,32 +313,3 @@ def test_start_at_identity_is_the_identity(key):
     np.testing.assert_allclose(x, z, rtol=1e-12)
     log_normal = -0.5 * np.sum(np.asarray(z) ** 2, (1, 2)) / 4 - 4 * np.log(2 * np.sqrt(2 * np.pi))
     np.testing.assert_allclose(log_prob, log_normal, rtol=1e-12)
-
-
-@pytest.mark.slow
-def test_acceptance_two_charges_in_a_2d_trap():
-    """N = 2, 2D, omega = 1, coupling = 1, T = 0.5: |F - F_exact| < 2e-3, F >= F_exact - 3 sigma.
-
-    The configuration of benchmarks/bench_classical.py (12000 steps, 2^17 samples).
-    """
-    flow = make_classical_flow(n=2, dim=2, base_scale=2.0)
-    energy = make_classical_coulomb_gas_energy(dim=2, omega=1.0, coupling=1.0)
-    n_steps = 12000
-    optimizer = classical_adam(5e-3, n_steps=n_steps, warmup_steps=100, final_fraction=0.01)
-    trainer = make_classical_step(flow, energy, temperature=T, batch=1024, optimizer=optimizer)
-    key_params, key_train, key_eval = jax.random.split(jax.random.key(0), 3)
-    params = _start_at_identity(
-        jax.jit(flow.init)(key_params, jnp.zeros((2, 2))), scale_one=1.0, scale_pair=2.0
-    )
-    state, history = train_classical(
-        trainer.step, trainer.init(key_train, params), n_steps=n_steps, log_every=500
-    )
-    evaluate = make_classical_evaluator(flow, energy, temperature=T, batch=8192, n_chunks=16)
-    metrics = jax.jit(evaluate)(key_eval, state.params)
-    exact = classical_pair_free_energy(temperature=T)
-    free = metrics.estimates.free_energy
-    deviation, stderr = float(free.value) - exact, float(free.error)
-    assert int(metrics.n_nonfinite) == 0
-    assert stderr < 1e-3, f"too noisy to test: stderr={stderr:.2e}"
-    assert abs(deviation) < 2e-3, f"F - F_exact = {deviation:.2e} +- {stderr:.1e}"
-    assert deviation > -3 * stderr, f"F below F_exact by {-deviation / stderr:.1f} sigma"
