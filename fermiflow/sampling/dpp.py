@@ -143,10 +143,10 @@ def _chain_rule(
         zero,  # candidates the sequential algorithm drew
     )
     _, i, _, _, x, log_det2, used = jax.lax.while_loop(cond, body, start)
-    # The ordered output already has the symmetric density |det|^2 / N! (the chain
-    # rule factorizes it), so this permutation does not change the law; it makes
-    # exchangeability hold by construction rather than through that identity, and
-    # keeps the acceptance order (late points are drawn near holes) out of the labels.
+    # The ordered output already has the symmetric density |det|^2 / N! (the chain rule
+    # factorizes exactly that density), so this permutation does not change the law. It
+    # is cheap insurance: exchangeability then holds by construction, not only through
+    # that identity (e.g. if a truncated proposal ever replaced the exact one).
     x = jax.random.permutation(key_order, x, axis=0)
     log_density = log_det2.astype(dtype) - jnp.asarray(math.lgamma(n + 1), dtype)
     ok, nan = i == n, jnp.asarray(jnp.nan, dtype)

@@ -225,3 +225,23 @@ def test_bad_arguments_raise():
         sampler(jax.random.key(0), jnp.arange(2))
     with pytest.raises(ValueError, match="wavevectors"):
         sample_plane_wave_dpp(jax.random.key(0), jnp.zeros((3,)), L_BOX)
+
+
+@pytest.mark.slow
+def test_structure_factor_in_3d_with_33_electrons():
+    spectrum = plane_wave_spectrum(dim=3, emax=6, box_length=L_BOX, twist=(0.1, 0.2, 0.3))
+    occ = np.r_[0:30, 31, 35, 40]  # holes and particles above the 30 lowest
+    sampler = make_plane_wave_dpp_sampler(
+        modes_wavevectors=spectrum.wavevectors, box_length=L_BOX, n_up=33, n_down=0
+    )
+    batch = 2000
+    keys = jax.random.split(jax.random.key(5), batch)
+    x = jax.jit(lambda keys: jax.lax.map(lambda key: sampler(key, jnp.asarray(occ)), keys))(keys)
+    x = x.position
+    q = reciprocal_lattice(box_length=L_BOX, dim=3, max_norm2=3)
+    q_integers = np.rint(q * L_BOX / (2 * np.pi)).astype(int)
+    values = np.asarray(jax.jit(jax.vmap(lambda x: structure_factor(x, q, n_up=33)))(x))
+    exact = plane_wave_structure_factor(occ[None], spectrum.quantum_numbers, q_integers, n_up=33)
+    stderr = values.std(0) / math.sqrt(batch)
+    _assert_within(values.mean(0), stderr, exact[0], max_stderr=0.03)
+    assert np.max(np.abs(exact[0] - 1) / stderr) > 10 * K_SIGMA
