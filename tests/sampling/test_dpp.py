@@ -80,7 +80,7 @@ def test_structure_factor_matches_the_exact_determinant(n_up, n_down):
     occ = OCC_POLARIZED if n_down == 0 else OCC_SPINFUL
     q = reciprocal_lattice(box_length=L_BOX, dim=2, max_norm2=MAX_NORM2)
     q_integers = np.rint(q * L_BOX / (2 * np.pi)).astype(int)
-    values = jax.vmap(lambda x: structure_factor(x, q, n_up=n_up))(sample.position)
+    values = jax.jit(jax.vmap(lambda x: structure_factor(x, q, n_up=n_up)))(sample.position)
     exact = plane_wave_structure_factor(occ[None], SPECTRUM.quantum_numbers, q_integers, n_up=n_up)[
         0
     ]
@@ -166,7 +166,7 @@ def test_log_density_is_the_latent_log_psi(n_up, n_down):
 def test_consecutive_samples_are_uncorrelated_and_keys_matter():
     first = _samples(7, 0, seed=0)
     q = reciprocal_lattice(box_length=L_BOX, dim=2, max_norm2=1)
-    s = np.asarray(jax.vmap(lambda x: structure_factor(x, q, n_up=7))(first.position))
+    s = np.asarray(jax.jit(jax.vmap(lambda x: structure_factor(x, q, n_up=7)))(first.position))
     for statistic in (s[:, 0].mean(-1), np.asarray(first.position[:, 0, 0])):
         z = (statistic - statistic.mean()) / statistic.std()
         lag1 = np.mean(z[1:] * z[:-1])

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import types
 
 import chex
 import jax
@@ -79,8 +80,22 @@ def _backflow():
     return flow, jax.jit(flow.init)(jax.random.key(7), x0)
 
 
-def test_backflow_is_inverted_to_tolerance():
-    flow, flow_params = _backflow()
+def _analytic_flow():
+    """T(x) = x + a sin(2 pi x / L) per coordinate: periodic, |T' - 1| <= 0.1."""
+    a = 0.1 * L_BOX / (2 * math.pi)
+
+    def apply(params, x):
+        slope = 1 + 0.1 * jnp.cos(2 * math.pi * x / L_BOX)
+        return x + params * a * jnp.sin(2 * math.pi * x / L_BOX), jnp.sum(jnp.log(slope))
+
+    return types.SimpleNamespace(apply=apply), jnp.asarray(1.0)
+
+
+@pytest.mark.parametrize(
+    "flow_kind", ["analytic", pytest.param("certified_backflow", marks=pytest.mark.slow)]
+)
+def test_flow_is_inverted_to_tolerance(flow_kind):
+    flow, flow_params = _analytic_flow() if flow_kind == "analytic" else _backflow()
     problem = _problem("identity")
     params = JointParams(SETS.init(jax.random.key(0)), flow_params)
     sampler = _exact(flow.apply, batch=8)
