@@ -1,5 +1,12 @@
 """fermiflow.sampling: Metropolis chains over coordinates, exact K, device sharding."""
 
+from fermiflow.sampling.dpp import (
+    DPPSample,
+    make_plane_wave_dpp_sampler,
+    sample_plane_wave_dpp,
+)
+from fermiflow.sampling.dpp_trap import make_oscillator_dpp_sampler, sample_hermite_squared
+from fermiflow.sampling.exact_latent import ExactLatentInfo, make_exact_latent_joint_sampler
 from fermiflow.sampling.joint import (
     JointInfo,
     JointSampler,
@@ -26,6 +33,13 @@ from fermiflow.sampling.sharding import (
 )
 
 __all__ = [
+    "DPPSample",
+    "ExactLatentInfo",
+    "make_exact_latent_joint_sampler",
+    "make_oscillator_dpp_sampler",
+    "make_plane_wave_dpp_sampler",
+    "sample_hermite_squared",
+    "sample_plane_wave_dpp",
     "WALKER_AXIS",
     "JointInfo",
     "JointSampler",

@@ -50,8 +50,12 @@ from fermiflow.validation import check_nonnegative_int, check_positive, check_po
 
 __all__ = [
     "DPPSample",
+    "chain_rule_sample",
+    "check_candidates",
+    "check_spins",
     "make_plane_wave_dpp_sampler",
     "sample_plane_wave_dpp",
+    "spinful_sampler",
 ]
 
 # Cap on the candidates of one point, in units of N: a point with N - i + 1 open
@@ -88,10 +92,24 @@ def _orthogonalize(basis: Array, v: Array) -> Array:
     return v
 
 
-def _chain_rule(
+def chain_rule_sample(
     key: PRNGKey, features: Features, propose: Propose, n: int, dim: int, dtype, n_candidates: int
 ) -> DPPSample:
-    """Sample one block of n points by the chain rule (module docstring)."""
+    """Sample one block of n points by the chain rule (module docstring).
+
+    Args:
+      key: PRNG key.
+      features: static, ``r: (c, dim) -> (N, c)`` feature vectors v(r) of c candidates.
+      propose: static, ``(key, c) -> (c, dim)`` candidates from the proposal q, whose
+        density bounds |v(r)|^2 / N up to a constant (the acceptance ratio).
+      n: static, number of points.
+      dim: static, spatial dimension.
+      dtype: static, real dtype of the positions.
+      n_candidates: static, candidates drawn per round.
+
+    Returns:
+      A :class:`DPPSample` (NaN positions if a point found no accepted candidate).
+    """
     key_points, key_order = jax.random.split(key)
     v_dtype = jax.eval_shape(features, jax.ShapeDtypeStruct((1, dim), dtype)).dtype
     real = jnp.zeros((), v_dtype).real.dtype
@@ -153,7 +171,8 @@ def _chain_rule(
     return DPPSample(jnp.where(ok, x, nan), jnp.where(ok, log_density, nan), used)
 
 
-def _check_candidates(n_candidates: int) -> int:
+def check_candidates(n_candidates: int) -> int:
+    """Return n_candidates, or raise ValueError unless it is an integer >= 1."""
     return check_positive_int("n_candidates", n_candidates, "Use 4 (candidates drawn per round).")
 
 
@@ -183,7 +202,7 @@ def sample_plane_wave_dpp(
       ((3, 2), True)
     """
     box_length = check_positive("box_length", box_length, "Pass the box side in Bohr.")
-    n_candidates = _check_candidates(n_candidates)
+    n_candidates = check_candidates(n_candidates)
     wavevectors = jnp.asarray(wavevectors)
     if wavevectors.ndim != 2 or wavevectors.shape[0] < 1:
         raise ValueError(f"wavevectors must have shape (N >= 1, dim), got {wavevectors.shape}.")
@@ -202,13 +221,22 @@ def sample_plane_wave_dpp(
         # uniform * L can round up to L in low precision: fold it back into [0, L).
         return jnp.mod(jax.random.uniform(key, (count, dim), dtype) * length, length)
 
-    return _chain_rule(key, features, propose, n, dim, dtype, n_candidates)
+    return chain_rule_sample(key, features, propose, n, dim, dtype, n_candidates)
 
 
-def _spinful_sampler(
+def spinful_sampler(
     sample_block: Callable[[PRNGKey, Array], DPPSample], n_up: int, n_down: int
 ) -> Callable[[PRNGKey, Array], DPPSample]:
-    """Combine independent up and down blocks: ``(key, occ: (n,)) -> DPPSample``."""
+    """Combine independent up and down blocks: ``(key, occ: (n,)) -> DPPSample``.
+
+    Args:
+      sample_block: static, ``(key, modes: (N_block,)) -> DPPSample`` of one block.
+      n_up: static, up particles (first in occ and in the positions).
+      n_down: static, down particles.
+
+    Returns:
+      ``(key, occ: (n,)) -> DPPSample`` with the blocks concatenated.
+    """
     n = n_up + n_down
 
     def sample(key: PRNGKey, occ: ArrayLike) -> DPPSample:
@@ -230,7 +258,7 @@ def _spinful_sampler(
     return sample
 
 
-def _check_spins(n_up: int, n_down: int) -> tuple[int, int]:
+def check_spins(n_up: int, n_down: int) -> tuple[int, int]:
     """Return (n_up, n_down) or raise unless both are >= 0 and n_up + n_down >= 1."""
     n_up, n_down = check_nonnegative_int("n_up", n_up), check_nonnegative_int("n_down", n_down)
     if n_up + n_down == 0:
@@ -275,9 +303,9 @@ def make_plane_wave_dpp_sampler(
       >>> x.shape  # for a batch: jax.vmap(sample)(keys, occ)
       (5, 2)
     """
-    n_up, n_down = _check_spins(n_up, n_down)
+    n_up, n_down = check_spins(n_up, n_down)
     box_length = check_positive("box_length", box_length, "Pass the box side in Bohr.")
-    n_candidates = _check_candidates(n_candidates)
+    n_candidates = check_candidates(n_candidates)
     table = np.asarray(modes_wavevectors, np.float64)
     if table.ndim != 2 or len(np.unique(np.round(table * box_length, 9), axis=0)) != len(table):
         raise ValueError(
@@ -290,4 +318,4 @@ def make_plane_wave_dpp_sampler(
         k = jnp.asarray(table, dtype)[modes]
         return sample_plane_wave_dpp(key, k, box_length, n_candidates=n_candidates)
 
-    return _spinful_sampler(sample_block, n_up, n_down)
+    return spinful_sampler(sample_block, n_up, n_down)

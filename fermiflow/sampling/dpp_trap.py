@@ -36,10 +36,10 @@ from fermiflow.hamiltonians.spectrum import Spectrum
 from fermiflow.models.orbitals import hermite_functions, make_oscillator_orbitals
 from fermiflow.sampling.dpp import (
     DPPSample,
-    _chain_rule,
-    _check_candidates,
-    _check_spins,
-    _spinful_sampler,
+    chain_rule_sample,
+    check_candidates,
+    check_spins,
+    spinful_sampler,
 )
 from fermiflow.types import Array, ArrayLike, PRNGKey
 from fermiflow.validation import check_positive
@@ -159,9 +159,9 @@ def make_oscillator_dpp_sampler(
       >>> x.shape  # for a batch: jax.vmap(sample)(keys, occ)
       (3, 2)
     """
-    n_up, n_down = _check_spins(n_up, n_down)
+    n_up, n_down = check_spins(n_up, n_down)
     omega = check_positive("omega", omega, "The trap frequency must be positive.")
-    n_candidates = _check_candidates(n_candidates)
+    n_candidates = check_candidates(n_candidates)
     numbers = np.asarray(quantum_numbers)
     if numbers.ndim != 2 or not np.issubdtype(numbers.dtype, np.integer) or numbers.min() < 0:
         raise ValueError(
@@ -186,6 +186,6 @@ def make_oscillator_dpp_sampler(
             y, _ = _hermite_squared(key_y, orders[picked], max_order, dtype)
             return y * jnp.asarray(length, dtype)
 
-        return _chain_rule(key, features, propose, modes.shape[0], dim, dtype, n_candidates)
+        return chain_rule_sample(key, features, propose, modes.shape[0], dim, dtype, n_candidates)
 
-    return _spinful_sampler(sample_block, n_up, n_down)
+    return spinful_sampler(sample_block, n_up, n_down)

@@ -29,15 +29,14 @@ import jax
 import jax.numpy as jnp
 
 from fermiflow.models.autoregressive import ARModel
+from fermiflow.models.density_matrix import JointParams
 from fermiflow.sampling.dpp import DPPSample
-from fermiflow.sampling.joint import JointParams, JointSampler
-
-# The inverse and its checks are private in latent.py; they should become public there.
+from fermiflow.sampling.joint import JointSampler
 from fermiflow.sampling.latent import (
     LatentState,
-    _check_inversion,
-    _make_inverse,
-    _physical_state,
+    check_inversion,
+    make_flow_inverse,
+    physical_state,
 )
 from fermiflow.sampling.metropolis import MetropolisState
 from fermiflow.types import Array, Params, PRNGKey
@@ -144,7 +143,7 @@ def make_exact_latent_joint_sampler(
         map_batch_size = check_positive_int(
             "map_batch_size", map_batch_size, "Use None (vmap, GPU) or 1 (a loop, CPU)."
         )
-    n_fixed_point, n_newton = _check_inversion(n_fixed_point, n_newton, inversion_rtol)
+    n_fixed_point, n_newton = check_inversion(n_fixed_point, n_newton, inversion_rtol)
     shape = jax.eval_shape(latent_sampler, jax.random.key(0), jnp.zeros((n,), jnp.int32))
     if shape.position.shape != (n, dim):
         raise ValueError(
@@ -153,7 +152,7 @@ def make_exact_latent_joint_sampler(
         )
     dtype = shape.position.dtype
     rtol = jnp.finfo(dtype).eps ** 0.75 if inversion_rtol is None else inversion_rtol
-    invert = _make_inverse(flow_apply, box_length, n_fixed_point, n_newton)
+    invert = make_flow_inverse(flow_apply, box_length, n_fixed_point, n_newton)
 
     def draw_latent(key: PRNGKey, occ: Array) -> DPPSample:
         keys = jax.random.split(key, batch)
@@ -172,7 +171,7 @@ def make_exact_latent_joint_sampler(
         latent = MetropolisState(
             blackjax.mcmc.random_walk.RWState(zeta.position, zeta.log_density), width
         )
-        state, n_failed, error = _physical_state(
+        state, n_failed, error = physical_state(
             invert, rtol, occ, log_p, latent, params.wavefunction
         )
         changed = batch if occ_old is None else jnp.sum(jnp.any(occ != occ_old, axis=-1))

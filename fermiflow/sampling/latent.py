@@ -54,7 +54,14 @@ from fermiflow.validation import (
     check_positive_int,
 )
 
-__all__ = ["LatentInfo", "LatentState", "make_latent_joint_sampler"]
+__all__ = [
+    "LatentInfo",
+    "LatentState",
+    "check_inversion",
+    "make_flow_inverse",
+    "make_latent_joint_sampler",
+    "physical_state",
+]
 
 LogSlaterK = Callable[[Array, Array], Array]
 FlowApply = Callable[[Params, Array], tuple[Array, Array]]
@@ -109,8 +116,20 @@ def _wrap(x: Array, box_length: float | None) -> Array:
     return x if box_length is None else jnp.mod(x, jnp.asarray(box_length, x.dtype))
 
 
-def _make_inverse(flow_apply: FlowApply, box_length, n_fixed_point: int, n_newton: int):
-    """Return ``(params, zeta: (batch, n, dim)) -> (x: (batch, n, dim), error: (batch,))``."""
+def make_flow_inverse(flow_apply: FlowApply, box_length, n_fixed_point: int, n_newton: int):
+    """Build the inverse x = T^-1(zeta) of a flow: fixed-point iterations, then Newton.
+
+    Args:
+      flow_apply: static, ``(params, x: (n, dim)) -> (zeta, log_det)``.
+      box_length: static, the box side (x is wrapped into [0, L)) or None.
+      n_fixed_point: static, iterations x <- x - (T(x) - zeta) (converge for a residual
+        flow with Lip(T - id) < 1).
+      n_newton: static, chord-Newton steps with the Jacobian at the fixed-point result.
+
+    Returns:
+      ``(params, zeta: (batch, n, dim)) -> (x: (batch, n, dim), error: (batch,))`` with
+      error = max |T(x) - zeta| (modulo L in the box).
+    """
 
     def invert(params: Params, zeta: Array) -> tuple[Array, Array]:
         dim = zeta.shape[-1]
@@ -144,7 +163,10 @@ def _make_inverse(flow_apply: FlowApply, box_length, n_fixed_point: int, n_newto
     return jax.vmap(invert, in_axes=(None, 0))
 
 
-def _check_inversion(n_fixed_point: int, n_newton: int, inversion_rtol: float | None):
+def check_inversion(
+    n_fixed_point: int, n_newton: int, inversion_rtol: float | None
+) -> tuple[int, int]:
+    """Return (n_fixed_point, n_newton), or raise ValueError for unusable settings."""
     n_fixed_point = check_nonnegative_int("n_fixed_point", n_fixed_point)
     n_newton = check_nonnegative_int("n_newton", n_newton)
     if n_fixed_point + n_newton == 0:
@@ -157,8 +179,21 @@ def _check_inversion(n_fixed_point: int, n_newton: int, inversion_rtol: float | 
     return n_fixed_point, n_newton
 
 
-def _physical_state(invert, rtol, occ, log_p, latent, flow_params):
-    """Invert the flow for every walker; return (LatentState, n_failed, max error)."""
+def physical_state(invert, rtol, occ, log_p, latent, flow_params):
+    """Invert the flow for every walker; return (LatentState, n_failed, max error).
+
+    Args:
+      invert: from :func:`make_flow_inverse`.
+      rtol: inversion tolerance relative to 1 + max|zeta| of the walker.
+      occ: (batch, n) occupations.
+      log_p: (batch,) ln p(K).
+      latent: :class:`MetropolisState` of zeta (batch, n, dim).
+      flow_params: flow parameters.
+
+    Returns:
+      (:class:`LatentState` with x in ``walkers``, () count of walkers whose inversion
+      missed rtol or is NaN, () largest inversion error).
+    """
     zeta = latent.chain.position
     x, error = invert(flow_params, zeta)
     scale = 1 + jnp.max(jnp.abs(zeta), axis=(1, 2))
@@ -269,7 +304,7 @@ def make_latent_joint_sampler(
     batch = check_positive_int("batch", batch, "Use at least one walker.")
     n, dim = check_positive_int("n", n), check_dim(dim, (1, 2, 3))
     n_extra_sweeps = check_nonnegative_int("n_extra_sweeps", n_extra_sweeps)
-    n_fixed_point, n_newton = _check_inversion(n_fixed_point, n_newton, inversion_rtol)
+    n_fixed_point, n_newton = check_inversion(n_fixed_point, n_newton, inversion_rtol)
     if not 0 < target_acceptance < 1:
         raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}. Use 0.5.")
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
@@ -282,10 +317,10 @@ def make_latent_joint_sampler(
         kernel=kernel,
         n_sweeps=n_sweeps,
     )
-    invert = _make_inverse(flow_apply, box_length, n_fixed_point, n_newton)
+    invert = make_flow_inverse(flow_apply, box_length, n_fixed_point, n_newton)
 
     def physical(occ, log_p, latent, flow_params):
-        return _physical_state(invert, rtol, occ, log_p, latent, flow_params)
+        return physical_state(invert, rtol, occ, log_p, latent, flow_params)
 
     def init(key: PRNGKey, params: JointParams) -> LatentState:
         key_occ, key_zeta = jax.random.split(key)

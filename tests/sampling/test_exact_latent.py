@@ -12,16 +12,16 @@ import optax
 import pytest
 
 from fermiflow.hamiltonians.systems import ElectronGas
-from fermiflow.loss import make_free_energy_loss
 from fermiflow.models.backflow import make_backflow
 from fermiflow.models.categorical import make_categorical_model
+from fermiflow.models.density_matrix import JointParams, make_quantum_problem
 from fermiflow.observables import estimate
-from fermiflow.problem import make_quantum_problem
 from fermiflow.sampling.dpp import make_plane_wave_dpp_sampler
 from fermiflow.sampling.exact_latent import ExactLatentInfo, make_exact_latent_joint_sampler
-from fermiflow.sampling.joint import JointParams, make_joint_sampler
+from fermiflow.sampling.joint import make_joint_sampler
 from fermiflow.sampling.latent import LatentState
-from fermiflow.train import make_train_step
+from fermiflow.training.loss import make_free_energy_loss
+from fermiflow.training.step import make_train_step
 
 K_SIGMA = 5.0
 GAS = ElectronGas(n_up=5, n_down=0, dim=2, rs=2.0, theta=0.5, emax=9, twist=(0.25, 0.25))
