@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from fermiflow.hamiltonians.harmonic import make_classical_coulomb_gas_energy
@@ -25,6 +26,9 @@ from fermiflow.models.density_matrix import QuantumProblem, make_quantum_problem
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.wavefunction import make_log_psi
 from fermiflow.run.config import Config, make_system
+from fermiflow.sampling.dpp import make_plane_wave_dpp_sampler
+from fermiflow.sampling.dpp_trap import make_oscillator_dpp_sampler
+from fermiflow.sampling.exact_latent import make_exact_latent_joint_sampler
 from fermiflow.sampling.joint import JointSampler, make_joint_sampler
 from fermiflow.sampling.latent import make_latent_joint_sampler
 from fermiflow.training.loss import FreeEnergyLoss, make_free_energy_loss
@@ -36,6 +40,7 @@ __all__ = [
     "build_pieces",
     "log_slater_k",
     "reference_energy",
+    "sampler_kind",
 ]
 
 
@@ -99,12 +104,48 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
                                 spin_adapted=m.spin_adapted)
 
 
+def sampler_kind(config: Config) -> str:
+    """Return the sampler a config uses: "auto" resolves to "exact" where it applies.
+
+    Exact i.i.d. sampling (:mod:`fermiflow.sampling.exact_latent`: K ~ p(K), zeta from
+    the determinantal point process of D_K, x = T^-1(zeta)) applies when |Psi_K|^2 is
+    |D_K(T(x))|^2 |det J| with a residual flow that the fixed-point inverse handles:
+    the backflow or the identity flow, and Psi_K a single product (not spin-adapted).
+    Elsewhere "auto" is the latent-space Metropolis sampler (box) or Metropolis (trap).
+    """
+    kind, model = config.sampler.kind, config.model
+    if kind != "auto":
+        return kind
+    if model.flow in ("backflow", "identity") and not model.spin_adapted:
+        return "exact"
+    return "latent" if config.system.kind == "electron_gas" else "metropolis"
+
+
+def _latent_dpp(problem: QuantumProblem):
+    system = problem.system
+    if problem.box_length is not None:
+        return make_plane_wave_dpp_sampler(
+            modes_wavevectors=system.spectrum.wavevectors, box_length=problem.box_length,
+            n_up=problem.n_up, n_down=problem.n_down)
+    return make_oscillator_dpp_sampler(quantum_numbers=system.spectrum.quantum_numbers,
+                                       omega=system.omega, n_up=problem.n_up,
+                                       n_down=problem.n_down)
+
+
 def _sampler(config: Config, problem: QuantumProblem) -> JointSampler:
-    s = config.sampler
+    s, kind = config.sampler, sampler_kind(config)
+    if kind == "exact":
+        # One walker at a time: a vmapped rejection loop runs every walker as long as
+        # the slowest on a CPU; on an accelerator a chunk of walkers is faster.
+        chunk = 1 if jax.default_backend() == "cpu" else None
+        return make_exact_latent_joint_sampler(
+            problem.occupation_model, _latent_dpp(problem), problem.flow.apply,
+            batch=s.batch, n=problem.n, dim=problem.dim, box_length=problem.box_length,
+            map_batch_size=chunk)
     common = dict(batch=s.batch, n=problem.n, dim=problem.dim, box_length=problem.box_length,
                   kernel=s.kernel, n_sweeps=s.n_sweeps, n_extra_sweeps=s.n_extra_sweeps,
                   width=s.width, target_acceptance=s.target_acceptance)
-    if s.kind == "metropolis":
+    if kind == "metropolis":
         return make_joint_sampler(problem.occupation_model, problem.log_psi, **common)
     return make_latent_joint_sampler(problem.occupation_model, log_slater_k(problem),
                                      problem.flow.apply, **common)

@@ -339,7 +339,7 @@ def resolve(config: Config) -> Config:
     choices = {"model.occupation": (model.occupation, ("transformer", "categorical",
                                                         "ground_state")),
                "model.flow": (model.flow, ("backflow", "identity", "ode")),
-               "sampler.kind": (sampler.kind, ("metropolis", "latent")),
+               "sampler.kind": (sampler.kind, ("auto", "exact", "metropolis", "latent")),
                "sampler.kernel": (sampler.kernel, ("rwm", "mala")),
                "optimizer.occupation": (opt.occupation, ("sr", "adam", "sgd", "none")),
                "optimizer.wavefunction": (opt.wavefunction, ("sr", "adam", "sgd", "none")),
@@ -365,6 +365,11 @@ def resolve(config: Config) -> Config:
             # weights below e^-14 = 8e-7 of it.
             model = dataclasses.replace(
                 model, max_excitation=DEFAULT_EXCITATION_T * temperature_of(system))
+    if sampler.kind == "exact":
+        _require(model.flow != "ode" and not model.spin_adapted,
+                 "sampler.kind = 'exact' samples |D_K(T(x))|^2 |det J| with a residual-flow "
+                 "inverse: it needs model.flow = 'backflow' or 'identity' and "
+                 "model.spin_adapted = false; use sampler.kind = 'auto'.")
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",

@@ -86,7 +86,9 @@ class ModelConfig:
 class SamplerConfig:
     """Walkers: ``batch`` is global (split over all devices and hosts)."""
 
-    kind: str = "metropolis"  # metropolis | latent
+    # auto (exact i.i.d. where it applies, else latent/metropolis) | exact | metropolis
+    # | latent; see fermiflow.run.build.sampler_kind
+    kind: str = "auto"
     batch: int = 256
     n_sweeps: int = 10
     n_extra_sweeps: int = 10
