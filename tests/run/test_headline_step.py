@@ -1,10 +1,10 @@
 """One optimization step of the headline configuration, end to end.
 
-configs/heg2d_n13_rs10_fast.toml (2D gas, N = 13, rs = 10: latent-space sampler, split
+configs/heg2d_n13_rs10_fast.toml (2D gas, N = 13, rs = 10: exact i.i.d. sampler, split
 kinetic energy, certified backflow with 3 radial blocks, set-transformer p(K), SR for
 both networks) with a small batch: the step runs, applies an update to both networks,
 and its split kinetic energy agrees with the exact forward Laplacian on the same
-walkers (unbiased), its latent inversion is exact.
+walkers (unbiased), and its walkers are the flow's inverse of their latent points.
 """
 
 from pathlib import Path
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fermiflow.hamiltonians.kinetic import make_kinetic_energy
+from fermiflow.run.build import sampler_kind
 from fermiflow.run.config import load_config
 from fermiflow.run.engine import build_engine
 
@@ -26,8 +27,8 @@ SMALL = ["sampler.batch=32", "sampler.n_sweeps=5", "sampler.n_thermalize=2",
 @pytest.mark.slow  # 7 min on a loaded 2-core CPU: the N = 13 compiles dominate
 def test_headline_configuration_takes_one_step():
     config = load_config(HEADLINE, SMALL)
-    assert (config.sampler.kind, config.optimizer.kinetic, config.model.radial_blocks) == (
-        "latent", "split", 3)
+    assert (sampler_kind(config), config.optimizer.kinetic, config.model.radial_blocks) == (
+        "exact", "split", 3)
     engine = build_engine(config)
     state, rows = engine.init()
     assert len(rows) == 5
