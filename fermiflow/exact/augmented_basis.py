@@ -155,6 +155,9 @@ def augmented_tables(*, dim: int, box_length: float, n_max: int) -> AugmentedTab
     Returns:
       The :class:`AugmentedTables`.
 
+    Raises:
+      ValueError: for a bad dim, box_length or n_max.
+
     Examples:
       >>> t = augmented_tables(dim=2, box_length=1.0, n_max=2)
       >>> t.cusp.shape, bool(np.allclose(t.cusp, t.cusp[::-1, ::-1]))
