@@ -183,7 +183,7 @@ def two_electron_box(
     Examples:
       >>> gas = ElectronGas(n_up=2, n_down=0, dim=2, rs=1.0, theta=1.0, emax=1,
       ...                   twist=(0.25, 0.25))
-      >>> round(two_electron_box(gas, n_cut=16).ground_energy, 6)
+      >>> round(two_electron_box(gas, n_cut=12, n_aug=6).ground_energy, 6)
       0.392676
     """
     settings = _settings(
