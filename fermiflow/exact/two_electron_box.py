@@ -24,7 +24,8 @@ at n_cut and, as its error, the change from n_cut - step. Measured on the benchm
 cases (2D, rs = 1, 2, 5, 10, theta = 0.5, 1, twist (1/4, 1/4), both spin sectors): the
 2D defaults n_cut = 32, n_aug = 8, step = 8 agree with n_cut = 44 to 3e-11 Hartree in
 F, E, E0 and 3e-11 in S, within the estimates (1e-10 or less), i.e. far below 1e-6
-relative, in 2-30 s per case on one busy CPU core. In 3D (n_cut = 14, n_aug = 4,
+relative, in 2-30 s per case on one busy CPU core; n_cut = 16 (step 4) already gives
+about 1e-7 relative (measured at rs = 1, 2, polarized). In 3D (n_cut = 14, n_aug = 4,
 step = 2; one to two minutes per case) the polarized pair agrees with n_cut = 16 to
 2e-8, within its estimates, but the 1 up + 1 down pair only to ~2e-6, and there the
 estimate is not a bound (the s-wave cusp converges irregularly in 3D): raise n_aug
