@@ -111,7 +111,7 @@ def radial_fourier(
     """Return F[w](q) = (1/V) int w(|r|) e^(iq.r) d^dim r of a radial function.
 
     Args:
-      values: (q,) w(r) r^(dim - 1) at the quadrature nodes.
+      values: (q,) or (q, f) w(r) r^(dim - 1) at the quadrature nodes, for f functions.
       nodes: (q,) radii of the quadrature in Bohr.
       weights: (q,) quadrature weights.
       g_norm: (k,) |g| of the reciprocal vectors q = 2 pi g / L.
@@ -119,7 +119,7 @@ def radial_fourier(
       box_length: side L of the box in Bohr.
 
     Returns:
-      (k,) the coefficients.
+      (k,) or (k, f) the coefficients.
 
     Examples:
       >>> x, w = roots_legendre(200)
@@ -132,7 +132,8 @@ def radial_fourier(
     qr = np.outer(2.0 * np.pi / box_length * g_norm, nodes)
     kernel = j0(qr) if dim == 2 else np.sinc(qr / np.pi)
     surface = 2.0 * np.pi if dim == 2 else 4.0 * np.pi
-    return surface / box_length**dim * (kernel @ (weights * values))
+    weighted = weights * values if values.ndim == 1 else weights[:, None] * values
+    return surface / box_length**dim * (kernel @ weighted)
 
 
 def _quadrature(box_length: float, g_max: float) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +156,9 @@ def augmented_tables(*, dim: int, box_length: float, n_max: int) -> AugmentedTab
     Returns:
       The :class:`AugmentedTables`.
 
+    Raises:
+      ValueError: for a bad dim, box_length or n_max.
+
     Examples:
       >>> t = augmented_tables(dim=2, box_length=1.0, n_max=2)
       >>> t.cusp.shape, bool(np.allclose(t.cusp, t.cusp[::-1, ::-1]))
@@ -175,13 +179,12 @@ def augmented_tables(*, dim: int, box_length: float, n_max: int) -> AugmentedTab
     u, lap = cusp_function(r, dim=dim, box_length=box_length)
     jacobian = r ** (dim - 1)
     short = erfc(split.alpha * r) / r
-    radial = [u, u * short, u**2, u**2 * short, -u * lap]
-    fourier = [
-        radial_fourier(w * jacobian, r, weights, g_norm, dim=dim, box_length=box_length)[
-            inverse
-        ].reshape(wide.shape[:-1])
-        for w in radial
-    ]
+    radial = np.stack([u, u * short, u**2, u**2 * short, -u * lap], axis=1)
+    # One kernel table (|g| x nodes) serves all five functions.
+    coefficients = radial_fourier(
+        radial * jacobian[:, None], r, weights, g_norm, dim=dim, box_length=box_length
+    )
+    fourier = [coefficients[inverse, i].reshape(wide.shape[:-1]) for i in range(5)]
     inner = tuple(slice(reach, reach + 2 * n_max + 1) for _ in range(dim))
 
     def with_coulomb(plain: np.ndarray, short_part: np.ndarray) -> np.ndarray:

@@ -69,7 +69,10 @@ def ewald_pair_fourier(g: ArrayLike, *, dim: int, box_length: float) -> np.ndarr
       box_length: side L of the box in Bohr.
 
     Returns:
-      (...) phi_G in Hartree (Bohr^dim per volume), 0 at g = 0.
+      (...) phi_G in Hartree, 0 at g = 0.
+
+    Raises:
+      ValueError: for a bad dim or box_length, or g not of shape (..., dim).
 
     Examples:
       >>> float(ewald_pair_fourier([1, 0], dim=2, box_length=2.0 * np.pi))
@@ -107,6 +110,9 @@ def ewald_pair_split(*, dim: int, box_length: float, alpha: float) -> EwaldPairS
 
     Returns:
       The :class:`EwaldPairSplit`.
+
+    Raises:
+      ValueError: for a bad dim, box_length or alpha.
 
     Examples:
       >>> ewald_pair_split(dim=2, box_length=1.0, alpha=14.0).long_range.shape
@@ -146,6 +152,9 @@ def ewald_pair_potential(
 
     Returns:
       (...) two-electron potential energies in Hartree.
+
+    Raises:
+      ValueError: for a bad dim or box_length, or displacement not of shape (..., dim).
 
     Examples:
       >>> v = ewald_pair_potential([[0.5, 0.0], [0.0, 0.5]], dim=2, box_length=1.0)

@@ -23,7 +23,8 @@ H. A. Yamani, Phys. Rev. A 9, 1201 (1974)). The generalized eigenproblem
 H c = e J c is solved by Rayleigh-Ritz, so every level is an upper bound that decreases
 as n_basis grows. The levels converge faster than any power of n_basis (measured:
 relative error < 1e-11 for the lowest n_basis / 3 - 10 levels with the default scale
-kappa = 0.75 sqrt(n_basis omega), for coupling / sqrt(omega) up to 30 and nu up to 40).
+kappa = 0.75 sqrt(n_basis omega), for coupling / sqrt(omega) up to 8 with nu up to 40 and
+up to 30 with nu up to 7.5).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def _direct_coulomb_coefficients(dim, box_length, g_list, power):
         dir_weights = np.outer(wt, np.full(16, 2 * np.pi / 16)).ravel()
     points = r[:, None, None] * directions[None, :, :]
     pair = ewald_pair_potential(
-        points.reshape(-1, dim), dim=dim, box_length=box_length, alpha=3.0 / box_length
+        points.reshape(-1, dim), dim=dim, box_length=box_length, alpha=2.5 / box_length
     )
     phi = pair.reshape(len(r), len(directions)) - ewald_pair_constant(
         dim=dim, box_length=box_length
