@@ -6,6 +6,9 @@ NumPy/SciPy; nothing here is traced.
 
 Map of the subpackage:
 
+* :mod:`~fermiflow.exact.published`: published reference data (the m* paper's 2D runs,
+  Brown et al. 2013 RPIMC for the 3D gas) shipped in ``fermiflow/exact/data`` with
+  their provenance, for ``fermiflow bench``.
 * :mod:`~fermiflow.exact.thermo`: :class:`ExactThermo` and the log-space thermodynamics
   of a list of levels, of independent subsystems (product) and of disjoint sectors
   (mixture).
