@@ -335,14 +335,14 @@ max_norm = 0.1
 wavefunction = "adam"
 wavefunction_learning_rate = 1e-3
 [run]
-n_steps = 600
+n_steps = 500
 pretrain_steps = 150
 pretrain_optimizer = "sr"
 pretrain_learning_rate = 1.0
 pretrain_batch = 1024
-checkpoint_every = 200
+checkpoint_every = 100
 log_every = 10
-n_eval_steps = 400
+n_eval_steps = 200
 """
 
 
