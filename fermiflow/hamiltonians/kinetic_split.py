@@ -15,6 +15,13 @@ map v -> H v from one linearization. The estimate is unbiased, and exact (zero
 variance) wherever f2 is linear or constant, e.g. for the identity flow or any
 linear flow.
 
+A flow whose ``apply`` has a ``forward_laplacian(params, x) -> (zeta, J, lap zeta)``
+method (:class:`fermiflow.models.flow.JetApply`, e.g. the backflow) supplies zeta, the
+Jacobian J = d zeta / d x and the Laplacian of zeta in one structured pass; folx then
+starts from them at zeta (the chain rule: lap f1 = tr(H_zeta J J^T) + grad_zeta f1 .
+lap zeta), so no tangent goes through the network. Other flows run folx through
+``flow_apply`` itself.
+
 Units: Hartree atomic units (hbar = m = 1); x in Bohr, energies in Hartree. Every
 function acts on ONE configuration x: (n, dim); vmap over walkers (and split the
 key over them) at the call site. Dtypes follow the inputs.
@@ -28,6 +35,7 @@ import folx
 import jax
 import jax.numpy as jnp
 from einops import rearrange
+from folx.api import FwdJacobian, FwdLaplArray
 
 from fermiflow.hamiltonians.kinetic import (
     _check_configuration,
@@ -105,13 +113,40 @@ def make_split_kinetic_energy(
         # No jit here: the caller owns the jit boundary.
         exact = folx.forward_laplacian(f1, sparsity_threshold, disable_jit=True)(x_flat)
         f2 = _flat_log_psi(log_psi_probed, params, dim)
-        gradient, hessian_vector = jax.linearize(_gradient_fn(f2, x_flat), x_flat)
-        probes = _probes(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
-        quadratic = jax.vmap(lambda v: jnp.dot(v, hessian_vector(v)))(probes)
-        laplacian = exact.laplacian + jnp.mean(quadratic)
-        return _from_derivatives(laplacian, exact.jacobian.dense_array + gradient)
+        return _with_probed(key, exact.jacobian.dense_array, exact.laplacian, f2, x_flat,
+                            n_probes, distribution)
 
     return kinetic
+
+
+def _with_probed(key: PRNGKey, gradient: Array, laplacian: Array, f2: Callable,
+                 x_flat: Array, n_probes: int, distribution: str) -> Array:
+    """E_kin from exact derivatives of f1 and f2 with lap f2 by Hutchinson probes."""
+    gradient_2, hessian_vector = jax.linearize(_gradient_fn(f2, x_flat), x_flat)
+    probes = _probes(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
+    quadratic = jax.vmap(lambda v: jnp.dot(v, hessian_vector(v)))(probes)
+    return _from_derivatives(laplacian + jnp.mean(quadratic), gradient + gradient_2)
+
+
+def _jet_flow_kinetic_energy(log_slater_k: Callable, flow_apply: Callable, n_probes: int,
+                             distribution: str) -> Callable:
+    """The split E_kin with zeta, J and lap zeta from the flow's structured pass."""
+
+    def flow_kinetic(key: PRNGKey, params: Params, occ: ArrayLike, x: ArrayLike) -> Array:
+        x, occ = jnp.asarray(x), jnp.asarray(occ)
+        _check_configuration(x)
+        zeta, jac, lap_zeta = flow_apply.forward_laplacian(params, x)
+        # folx's dense Jacobian layout is (inputs, *value shape): jac[t, m] = d zeta_m / d x_t.
+        start = FwdLaplArray(rearrange(zeta, "n d -> (n d)"), FwdJacobian.from_dense(jac.T),
+                             rearrange(lap_zeta, "n d -> (n d)"))
+        shape = x.shape
+        exact = folx.forward_laplacian(
+            lambda z: log_slater_k(occ, z.reshape(shape)), disable_jit=True)(start)
+        f2 = lambda y: 0.5 * flow_apply(params, y.reshape(shape))[1]  # noqa: E731
+        return _with_probed(key, exact.jacobian.dense_array, exact.laplacian, f2,
+                            rearrange(x, "n d -> (n d)"), n_probes, distribution)
+
+    return flow_kinetic
 
 
 def make_flow_kinetic_energy(
@@ -131,7 +166,10 @@ def make_flow_kinetic_energy(
       log_slater_k: static, ``(occ: (n,) int, zeta: (n, dim)) -> ()`` complex log
         D_K(zeta): the log Psi_K of the identity flow (``make_log_psi`` with an
         identity ``flow_apply``, params ignored), normalization included.
-      flow_apply: static, ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``.
+      flow_apply: static, ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``;
+        one with a ``forward_laplacian`` method (a
+        :class:`~fermiflow.models.flow.JetApply`) gives zeta, J and lap zeta from
+        one structured pass (module docstring).
       n_probes: static, Hutchinson probes of lap f2 per call (>= 1).
       distribution: static, "rademacher" or "gaussian".
 
@@ -151,6 +189,10 @@ def make_flow_kinetic_energy(
       >>> float(value.real)  # -1/2 lap of -2 |x|^2: 0.5 * 4 * 4
       8.0
     """
+    # Duck-typed: hamiltonians do not import models (dependency order of the package).
+    if callable(getattr(flow_apply, "forward_laplacian", None)):
+        n_probes = _check_options(n_probes, distribution, 0)
+        return _jet_flow_kinetic_energy(log_slater_k, flow_apply, n_probes, distribution)
     kinetic = make_split_kinetic_energy(
         lambda p_occ, x: log_slater_k(p_occ[1], flow_apply(p_occ[0], x)[0]),
         lambda p_occ, x: 0.5 * flow_apply(p_occ[0], x)[1],

@@ -36,175 +36,32 @@ Jacobian) is NaN wherever det <= 0. A positive
 determinant everywhere makes T a bijection (a proper local diffeomorphism of
 R^(n dim) while |s_one| + 2 (n - 1) |s_pair| < 1 keeps T proper).
 
+Cost. The pair stream never sees the one-particle stream, so h2_ij depends on r_ij
+alone; the Jacobian (and the Laplacian of zeta, for the kinetic energy) are
+propagated in that structure (:mod:`fermiflow.models.backflow_jet`), at
+O(dim n^2 w^2 + (n dim) n^2 dim) per configuration instead of the
+O((n dim) n^2 w^2) of ``jax.jacfwd`` through the network (w the pair width).
+
 Units: Hartree atomic units, lengths in Bohr. Acts on a single configuration
 ``(n, dim)``; vmap over walkers at the call site.
 """
 
 from __future__ import annotations
 
-import functools
-
 import chex
-import flax.linen as nn
 import jax.numpy as jnp
 
-from fermiflow.models.features import pair_geometry, periodic_harmonics, spin_feature
-from fermiflow.models.flow import (
-    Flow,
-    check_flow_system,
-    check_init_scale,
-    value_and_log_det,
+from fermiflow.models.backflow_jet import (
+    RADIAL_WIDTHS,
+    BackflowParams,
+    BackflowSpec,
+    backflow_jet,
 )
-from fermiflow.models.lipschitz import (
-    amplitude_bound,
-    certified_factor,
-    input_pair_bound,
-    network_bound,
-    radial_bound,
-    spectral_norm,
-    stream_layer_bounds,
-)
+from fermiflow.models.flow import Flow, JetApply, check_flow_system, check_init_scale
 from fermiflow.types import Array, ArrayLike, Params, PRNGKey
 from fermiflow.validation import check_nonnegative_int, check_positive_int
 
 __all__ = ["make_backflow"]
-
-
-# Widths sigma_k of the radial pair Gaussians, as fractions of the box side.
-RADIAL_WIDTHS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
-
-
-def _residual(old: Array, new: Array) -> Array:
-    return old + new if old.shape == new.shape else new
-
-
-class _Backflow(nn.Module):
-    """zeta = x + residual(x) for one configuration (n, dim)."""
-
-    n_up: int
-    n_down: int
-    box_length: float | None
-    depth: int
-    width_one: int
-    width_two: int
-    n_frequencies: int
-    init_scale: float
-    max_lipschitz: float | None  # None: checked only (free space, or certify=False)
-    n_radial: int  # radial pair Gaussians (box only; 0 in free space)
-    radial_blocks: int  # further radial-only residual layers, each certified on its own
-
-    def _input_streams(self, x: Array, distance: Array) -> tuple[Array, Array]:
-        spin = spin_feature(self.n_up, self.n_down, x.dtype)
-        if self.box_length is None:
-            one = jnp.concatenate([spin, jnp.sum(x**2, -1, keepdims=True)], -1)
-            return one, distance[..., None]
-        harmonics = periodic_harmonics(x, self.box_length, self.n_frequencies)
-        scaled = distance[..., None] / jnp.asarray(self.box_length, x.dtype)
-        return spin, jnp.concatenate([harmonics, scaled], -1)
-
-    def _block_means(self, h_one: Array, h_two: Array) -> list[Array]:
-        n = h_one.shape[0]
-        blocks = [(0, self.n_up), (self.n_up, n)]
-        means = []
-        for start, stop in blocks:
-            if stop > start:
-                block_one = h_one[start:stop].mean(0, keepdims=True)
-                means.append(jnp.broadcast_to(block_one, (n, h_one.shape[1])))
-                means.append(h_two[:, start:stop].mean(1))
-        return means
-
-    def _radial(self, distance: Array, dtype, name: str = "scale_radial") -> tuple[Array, Array]:
-        """Radial pair amplitudes sum_k w_k phi_k(d_ij): (n, n), and sum_k |w_k| per pair kind."""
-        widths = self.box_length * jnp.asarray(RADIAL_WIDTHS[: self.n_radial], dtype)
-        init = nn.initializers.constant(self.init_scale / self.n_radial)
-        # Row 0: same-spin pairs, row 1: opposite-spin pairs.
-        weights = self.param(name, init, (2, self.n_radial), dtype).astype(dtype)
-        spin = spin_feature(self.n_up, self.n_down, dtype)[:, 0]
-        same = spin[:, None] == spin[None, :]
-        per_pair = jnp.where(same[..., None], weights[0], weights[1])  # (n, n, k)
-        basis = jnp.exp(-0.5 * (distance[..., None] / widths) ** 2)
-        kinds = [k for k, present in ((0, max(self.n_up, self.n_down) > 1),
-                                      (1, self.n_up > 0 and self.n_down > 0)) if present]
-        sums = jnp.sum(jnp.abs(weights), -1)[jnp.asarray(kinds or [0])]
-        return jnp.sum(per_pair * basis, -1), sums
-
-    def _scale(self, name: str, dtype) -> Array:
-        init = nn.initializers.constant(self.init_scale)
-        # Params initialised in float64 must not promote a float32 forward pass.
-        return self.param(name, init, (), dtype).astype(dtype)
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        dense = functools.partial(nn.Dense, dtype=x.dtype, param_dtype=x.dtype)
-        n = x.shape[0]
-        geometry = pair_geometry(x, self.box_length)
-        h_one, h_two = self._input_streams(x, geometry.distance)
-        certify = self.max_lipschitz is not None
-        if certify:
-            smallest_block = min(b for b in (self.n_up, self.n_down) if b > 0)
-            lip_one = jnp.zeros((), x.dtype)  # the box one-stream input is the spin
-            lip_two = jnp.asarray(
-                input_pair_bound(n, self.box_length, self.n_frequencies), x.dtype
-            )
-        for _ in range(self.depth):
-            mixed = jnp.concatenate([h_one, *self._block_means(h_one, h_two)], -1)
-            layer_one, layer_two = dense(self.width_one), dense(self.width_two)
-            new_one = _residual(h_one, jnp.tanh(layer_one(mixed)))
-            new_two = _residual(h_two, jnp.tanh(layer_two(h_two)))
-            if certify:
-                lip_one, lip_two = stream_layer_bounds(
-                    lip_one, lip_two,
-                    norm_one=spectral_norm(layer_one.variables["params"]["kernel"]),
-                    norm_two=spectral_norm(layer_two.variables["params"]["kernel"]),
-                    residual_one=new_one.shape == h_one.shape,
-                    residual_two=new_two.shape == h_two.shape,
-                    n=n, smallest_block=smallest_block,
-                )
-            h_one, h_two = new_one, new_two
-        pair_in = jnp.concatenate(
-            [
-                h_two,
-                jnp.broadcast_to(h_one[:, None, :], (n, n, h_one.shape[1])),
-                jnp.broadcast_to(h_one[None, :, :], (n, n, h_one.shape[1])),
-            ],
-            -1,
-        )
-        layer_out = dense(1)
-        amplitude = jnp.tanh(layer_out(pair_in)[..., 0])
-        scale = self._scale("scale_pair", x.dtype)
-        if self.n_radial:
-            radial, weight_sums = self._radial(geometry.distance, x.dtype)
-            amplitude = scale * amplitude + radial
-        else:
-            amplitude = scale * amplitude
-        if certify:
-            lip_amplitude = amplitude_bound(
-                lip_one, lip_two, spectral_norm(layer_out.variables["params"]["kernel"]), n
-            )
-            bound = jnp.abs(scale) * network_bound(
-                lip_amplitude, n=n, dim=x.shape[1], box_length=self.box_length
-            )
-            if self.n_radial:
-                bound = bound + radial_bound(weight_sums, n)
-            amplitude = certified_factor(bound, self.max_lipschitz) * amplitude
-        # u_ii = 0 exactly in both geometries, so j = i drops out of the sum.
-        shift = jnp.einsum("ij,ijd->id", amplitude, geometry.direction)
-        if self.box_length is None:
-            one_body = jnp.tanh(dense(1)(h_one))
-            shift = shift + self._scale("scale_one", x.dtype) * one_body * x
-        zeta = x + shift
-        for block in range(self.radial_blocks):
-            zeta = self._radial_block(zeta, f"scale_radial_{block + 1}")
-        return zeta
-
-    def _radial_block(self, x: Array, name: str) -> Array:
-        """One more residual layer x + sum_j f(d_ij) u_ij of the radial term alone."""
-        geometry = pair_geometry(x, self.box_length)
-        radial, weight_sums = self._radial(geometry.distance, x.dtype, name)
-        if self.max_lipschitz is not None:
-            bound = radial_bound(weight_sums, x.shape[0])
-            radial = certified_factor(bound, self.max_lipschitz) * radial
-        return x + jnp.einsum("ij,ijd->id", radial, geometry.direction)
 
 
 def _check_certify(
@@ -307,6 +164,8 @@ def make_backflow(
     Returns:
       A :class:`Flow`; ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``
       with ``log_det`` NaN where ``det d zeta / d x <= 0`` (see module docstring).
+      ``apply`` is a :class:`~fermiflow.models.flow.JetApply`: ``apply.jacobian``
+      and ``apply.forward_laplacian`` give the structured derivatives.
 
     Raises:
       ValueError: for bad particle numbers, dim, box_length, widths, depth, scale,
@@ -324,7 +183,7 @@ def make_backflow(
     shape = (n_up + n_down, dim)
     if spin_symmetric:  # the network sees one species: fully permutation-equivariant
         n_up, n_down = n_up + n_down, 0
-    module = _Backflow(
+    spec = BackflowSpec(
         max_lipschitz=_check_certify(certify, max_lipschitz, box_length),
         n_radial=(n_radial := _check_n_radial(n_radial, box_length)),
         radial_blocks=_check_radial_blocks(radial_blocks, n_radial),
@@ -337,15 +196,15 @@ def make_backflow(
         n_frequencies=check_positive_int("n_frequencies", n_frequencies),
         init_scale=check_init_scale(init_scale),
     )
+    module = BackflowParams(spec)
 
     def init(key: PRNGKey, x: ArrayLike) -> Params:
         x = jnp.asarray(x)
         chex.assert_shape(x, shape)
         return module.init(key, x)
 
-    def apply(params: Params, x: ArrayLike) -> tuple[Array, Array]:
-        x = jnp.asarray(x)
+    def jet(params: Params, x: Array, order: int):
         chex.assert_shape(x, shape)
-        return value_and_log_det(lambda y: module.apply(params, y), x)
+        return backflow_jet(spec, params, x, order)
 
-    return Flow(init, apply)
+    return Flow(init, JetApply(jet))

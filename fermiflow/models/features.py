@@ -22,6 +22,9 @@ from fermiflow.types import Array
 
 __all__ = [
     "PairGeometry",
+    "displacement_geometry",
+    "displacement_harmonics",
+    "displacements",
     "pair_geometry",
     "periodic_harmonics",
     "spin_feature",
@@ -69,6 +72,35 @@ def _masked_norm(squared: Array) -> Array:
     return jnp.sqrt(squared + eye) * (1 - eye)
 
 
+def displacements(x: Array) -> Array:
+    """Return the (n, n, dim) pair displacements r_ij = x_i - x_j of (n, dim) positions."""
+    return x[:, None, :] - x[None, :, :]
+
+
+def displacement_geometry(r: Array, box_length: float | None) -> PairGeometry:
+    """Return the pair directions and distances of (n, n, dim) displacements r_ij.
+
+    Every entry (i, j) depends on r_ij alone (the diagonal mask is a constant), so
+    derivatives with respect to r act pair by pair; see
+    :mod:`fermiflow.models.jets`.
+
+    Args:
+      r: (n, n, dim) displacements, zero on the diagonal.
+      box_length: static, side L of the periodic box, or None for free space.
+
+    Returns:
+      A :class:`PairGeometry` with (n, n, dim) directions and (n, n) distances.
+    """
+    if box_length is None:
+        return PairGeometry(direction=r, distance=_masked_norm(jnp.sum(r**2, -1)))
+    length = jnp.asarray(box_length, r.dtype)
+    phase = jnp.pi * r / length
+    # sin(2a) / 2 = sin(a) cos(a): periodic, odd, and exactly zero on the diagonal.
+    direction = (length / jnp.pi) * jnp.sin(phase) * jnp.cos(phase)
+    distance = (length / jnp.pi) * _masked_norm(jnp.sum(jnp.sin(phase) ** 2, -1))
+    return PairGeometry(direction=direction, distance=distance)
+
+
 def pair_geometry(x: Array, box_length: float | None) -> PairGeometry:
     """Return the pair directions and distances of one configuration.
 
@@ -79,15 +111,24 @@ def pair_geometry(x: Array, box_length: float | None) -> PairGeometry:
     Returns:
       A :class:`PairGeometry` with (n, n, dim) directions and (n, n) distances.
     """
-    r = x[:, None, :] - x[None, :, :]
-    if box_length is None:
-        return PairGeometry(direction=r, distance=_masked_norm(jnp.sum(r**2, -1)))
-    length = jnp.asarray(box_length, x.dtype)
-    phase = jnp.pi * r / length
-    # sin(2a) / 2 = sin(a) cos(a): periodic, odd, and exactly zero on the diagonal.
-    direction = (length / jnp.pi) * jnp.sin(phase) * jnp.cos(phase)
-    distance = (length / jnp.pi) * _masked_norm(jnp.sum(jnp.sin(phase) ** 2, -1))
-    return PairGeometry(direction=direction, distance=distance)
+    return displacement_geometry(displacements(x), box_length)
+
+
+def displacement_harmonics(r: Array, box_length: float, n_frequencies: int) -> Array:
+    """Return cos and sin of 2 pi m r_ij,d / L for m = 1..n_frequencies.
+
+    Args:
+      r: (n, n, dim) displacements.
+      box_length: static, side L of the periodic box.
+      n_frequencies: static, number of harmonics m.
+
+    Returns:
+      (n, n, 2 * n_frequencies * dim) features, periodic in every r_ij,d.
+    """
+    m = jnp.arange(1, n_frequencies + 1, dtype=r.dtype)
+    phase = (2 * jnp.pi / jnp.asarray(box_length, r.dtype)) * r[..., None] * m
+    phase = rearrange(phase, "i j d m -> i j (d m)")
+    return jnp.concatenate([jnp.cos(phase), jnp.sin(phase)], axis=-1)
 
 
 def periodic_harmonics(x: Array, box_length: float, n_frequencies: int) -> Array:
@@ -101,8 +142,4 @@ def periodic_harmonics(x: Array, box_length: float, n_frequencies: int) -> Array
     Returns:
       (n, n, 2 * n_frequencies * dim) features, periodic in every r_ij,d.
     """
-    r = x[:, None, :] - x[None, :, :]
-    m = jnp.arange(1, n_frequencies + 1, dtype=x.dtype)
-    phase = (2 * jnp.pi / jnp.asarray(box_length, x.dtype)) * r[..., None] * m
-    phase = rearrange(phase, "i j d m -> i j (d m)")
-    return jnp.concatenate([jnp.cos(phase), jnp.sin(phase)], axis=-1)
+    return displacement_harmonics(displacements(x), box_length, n_frequencies)

@@ -3,8 +3,12 @@
 A :class:`Flow` is a pair of pure functions ``init(key, x) -> params`` and
 ``apply(params, x) -> (zeta, log_det)`` with ``log_det = log|det d zeta / d x|``.
 The helpers here are shared by every flow: the dense Jacobian log-determinant (a
-``(n * dim, n * dim)`` ``slogdet`` of ``jax.jacfwd``), the identity flow, and a Newton
-inverse.
+``(n * dim, n * dim)`` ``slogdet`` of ``jax.jacfwd``), the identity flow, a Newton
+inverse, and :class:`JetApply`, the ``apply`` of a flow that computes its own
+Jacobian and Laplacian in structured form (the backflow): its log-det is the
+``slogdet`` of that Jacobian, and ``jax.jacfwd``/``jax.jvp`` of its zeta use it too
+(a custom JVP), so callers such as Newton inverses never push n * dim tangents
+through the network.
 
 Units: Hartree atomic units, lengths in Bohr. Every function acts on a single
 configuration ``(n, dim)``; vmap over walkers at the call site.
@@ -12,6 +16,8 @@ configuration ``(n, dim)``; vmap over walkers at the call site.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -19,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from einops import rearrange
 
+from fermiflow.models.jets import Jet
 from fermiflow.types import Array, ArrayLike, Flow, Params, PRNGKey
 from fermiflow.validation import (
     check_dim,
@@ -29,6 +36,7 @@ from fermiflow.validation import (
 
 __all__ = [
     "Flow",
+    "JetApply",
     "check_flow_system",
     "check_init_scale",
     "dense_slogdet",
@@ -83,7 +91,78 @@ def value_and_log_det(fn: Callable[[Array], Array], x: Array) -> tuple[Array, Ar
     """
     jac, value = jax.jacfwd(_with_aux(fn), has_aux=True)(x)
     sign, log_abs = jnp.linalg.slogdet(_square(jac))
-    return value, jnp.where(sign > 0, log_abs, jnp.asarray(jnp.nan, log_abs.dtype))
+    return value, _nan_unless_positive(sign, log_abs)
+
+
+def _square_jet(jac: Array) -> Array:
+    """(n * dim, n, dim) jet Jacobian -> the (n * dim, n * dim) matrix d zeta_flat / d x_flat."""
+    return rearrange(jac, "t n d -> (n d) t")
+
+
+def _nan_unless_positive(sign: Array, log_abs: Array) -> Array:
+    return jnp.where(sign > 0, log_abs, jnp.asarray(jnp.nan, log_abs.dtype))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _transform(jet: Callable, params: Params, x: Array) -> Array:
+    return jet(params, x, 0).value
+
+
+def _instantiate(tangent, primal):
+    if isinstance(tangent, jax.custom_derivatives.SymbolicZero):
+        return jnp.zeros(jnp.shape(primal), jnp.result_type(primal))
+    return tangent
+
+
+@functools.partial(_transform.defjvp, symbolic_zeros=True)
+def _transform_jvp(jet, primals, tangents):
+    params, x = primals
+    d_params, d_x = tangents
+    is_zero = lambda t: isinstance(t, jax.custom_derivatives.SymbolicZero)  # noqa: E731
+    if is_zero(d_x):
+        zeta, d_zeta = jnp.asarray(jet(params, x, 0).value), None
+    else:
+        full = jet(params, x, 1)  # J once, whatever the number of tangents batched on d_x
+        zeta = full.value
+        d_zeta = jnp.einsum("tia,t->ia", full.jac, rearrange(d_x, "n d -> (n d)"))
+    if not all(map(is_zero, jax.tree.leaves(d_params, is_leaf=is_zero))):
+        d_params = jax.tree.map(_instantiate, d_params, params, is_leaf=is_zero)
+        from_params = jax.jvp(lambda p: jet(p, x, 0).value, (params,), (d_params,))[1]
+        d_zeta = from_params if d_zeta is None else d_zeta + from_params
+    return zeta, jnp.zeros_like(zeta) if d_zeta is None else d_zeta
+
+
+@dataclasses.dataclass(frozen=True)
+class JetApply:
+    """``apply(params, x) -> (zeta, log_det)`` of a flow with structured derivatives.
+
+    Attributes:
+      jet: static, ``(params, x: (n, dim), order) -> Jet`` (static order 0, 1 or 2):
+        zeta with its Jacobian ``jac: (n * dim, n, dim)`` and Laplacian ``(n, dim)``
+        (:mod:`fermiflow.models.jets`).
+
+    Calling it gives ``(zeta, log_det)``, log_det NaN where ``det <= 0``, like every
+    :class:`Flow` apply; zeta carries a custom JVP ``J(x) dx + (d zeta / d params)
+    dparams`` with J from one structured pass, so ``jax.jacfwd`` costs one pass.
+    """
+
+    jet: Callable[[Params, Array, int], Jet]
+
+    def __call__(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+        """Return ``(zeta: (n, dim), log_det: ())``."""
+        x = jnp.asarray(x)
+        sign, log_abs = jnp.linalg.slogdet(_square_jet(self.jet(params, x, 1).jac))
+        return _transform(self.jet, params, x), _nan_unless_positive(sign, log_abs)
+
+    def jacobian(self, params: Params, x: ArrayLike) -> tuple[Array, Array]:
+        """Return ``(zeta: (n, dim), jac: (n * dim, n * dim))``, jac = d zeta_flat / d x_flat."""
+        jet = self.jet(params, jnp.asarray(x), 1)
+        return jet.value, _square_jet(jet.jac)
+
+    def forward_laplacian(self, params: Params, x: ArrayLike) -> tuple[Array, Array, Array]:
+        """Return ``(zeta: (n, dim), jac: (n * dim, n * dim), laplacian: (n, dim))``."""
+        jet = self.jet(params, jnp.asarray(x), 2)
+        return jet.value, _square_jet(jet.jac), jet.lap
 
 
 def fold_fraction(apply: Callable, params, x: ArrayLike) -> tuple[Array, Array]:
