@@ -159,7 +159,8 @@ def _trainer(config: Config, pieces: Pieces, scale: float):
         sr = make_sr_inputs(log_prob, problem.log_psi, temperature=temperature,
                             clip_width=o.clip_width, occupation=kinds[0] == "sr",
                             wavefunction=kinds[1] == "sr",
-                            reference_energy=reference_energy(config, problem))
+                            reference_energy=reference_energy(config, problem),
+                            n_micro_batches=o.n_micro_batches)
     return make_train_step(
         sampler=pieces.sampler, loss=pieces.loss, sr_inputs=sr,
         occupation_optimizer=_optimizer(kinds[0], o.occupation_learning_rate * scale, o,

@@ -33,6 +33,7 @@ from fermiflow.models.density_matrix import JointParams
 from fermiflow.sampling.joint import JointState
 from fermiflow.training.loss import clip_around_mean, flow_energy_weights
 from fermiflow.types import Array, Params
+from fermiflow.validation import check_positive_int
 
 __all__ = ["SRState", "jacobian_transpose_residual", "make_sr_inputs", "natural_gradient"]
 
@@ -140,6 +141,15 @@ def jacobian_transpose_residual(jacobian: Params, residual: Array) -> Params:
     return jax.tree.map(lambda j: jnp.tensordot(residual.astype(j.dtype), j, axes=1), jacobian)
 
 
+def _per_sample(fn: Callable, args: tuple, n_micro: int):
+    """Map fn over the leading axis of args: vmap within n_micro slices, run one by one."""
+    if n_micro == 1:
+        return jax.vmap(fn)(*args)
+    chunks = jax.tree.map(lambda a: a.reshape((n_micro, -1) + a.shape[1:]), args)
+    out = jax.lax.map(lambda chunk: jax.vmap(fn)(*chunk), chunks)
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
+
+
 def make_sr_inputs(
     log_prob: Callable[[Params, Array], Array],
     log_psi: Callable[[Params, Array, Array], Array],
@@ -149,6 +159,7 @@ def make_sr_inputs(
     occupation: bool = True,
     wavefunction: bool = True,
     reference_energy: Callable[[Array], Array] | None = None,
+    n_micro_batches: int = 1,
 ) -> Callable:
     """Build the per-sample Jacobians and residuals of both networks.
 
@@ -161,16 +172,22 @@ def make_sr_inputs(
       wavefunction: static, compute the flow part (else it is None).
       reference_energy: static, the flow-gradient control variate of the loss (the
         same function, :func:`fermiflow.training.loss.flow_energy_weights`), or None.
+      n_micro_batches: static, slices of the batch whose per-sample Jacobians are
+        computed one after another (peak memory of batch / n_micro_batches walkers);
+        the batch must be divisible by it. The result does not depend on it.
 
     Returns:
       ``(params: JointParams, state: JointState, values: LocalValues) ->
       (jacobians: JointParams, residuals: JointParams)``; the occupation Jacobian has
       B rows, the wavefunction one 2B rows (real, then imaginary parts).
     """
+    n_micro = check_positive_int("n_micro_batches", n_micro_batches)
 
     def sr_inputs(params: JointParams, state: JointState, values):
         occ, x = state.occ, state.walkers.chain.position
         batch = occ.shape[0]
+        if batch % n_micro:
+            raise ValueError(f"batch={batch} is not divisible by n_micro_batches={n_micro}.")
         energy = values.kinetic + values.potential
         free = clip_around_mean(temperature * values.log_p + jnp.real(energy), clip_width)
         real = clip_around_mean(jnp.real(energy), clip_width)
@@ -190,8 +207,8 @@ def make_sr_inputs(
             def one_log_p(p, o):
                 return log_prob(p, o[None])[0]
 
-            jac_occ = jax.vmap(jax.grad(one_log_p), in_axes=(None, 0))(
-                params.occupation, occ
+            jac_occ = _per_sample(
+                lambda o: jax.grad(one_log_p)(params.occupation, o), (occ,), n_micro
             )
             jac_occ = _centered_scaled(jac_occ, batch)
         if wavefunction:
@@ -200,8 +217,8 @@ def make_sr_inputs(
                 value = log_psi(p, o, y)
                 return jnp.real(value), jnp.imag(value)
 
-            jac_re, jac_im = jax.vmap(jax.jacrev(parts), in_axes=(None, 0, 0))(
-                params.wavefunction, occ, x
+            jac_re, jac_im = _per_sample(
+                lambda o, y: jax.jacrev(parts)(params.wavefunction, o, y), (occ, x), n_micro
             )
             jac_psi = jax.tree.map(
                 lambda a, b: jnp.concatenate([a, b]),

@@ -1,5 +1,6 @@
 """Stochastic reconfiguration: the two solves agree, and its inputs match the loss."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +104,14 @@ def test_sr_inputs_reproduce_the_loss_gradients(key):
         for a, b in zip(jax.tree.leaves(rebuilt), jax.tree.leaves(grad), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert jax.tree.leaves(jacobians.wavefunction)[0].shape[0] == 2 * batch
+    # Micro-batches change only the order of the per-sample work, not the rows.
+    chunked = make_sr_inputs(model.log_prob, log_psi, temperature=temperature,
+                             n_micro_batches=4)
+    chex.assert_trees_all_close(jax.jit(chunked)(params, state, values),
+                                (jacobians, residuals), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="divisible"):
+        make_sr_inputs(model.log_prob, log_psi, temperature=temperature,
+                       n_micro_batches=3)(params, state, values)
 
 
 def test_bad_arguments_raise():
@@ -112,3 +121,5 @@ def test_bad_arguments_raise():
         natural_gradient(0.1, max_norm=-1.0)
     with pytest.raises(ValueError, match="solver"):
         natural_gradient(0.1, solver="cg")
+    with pytest.raises(ValueError, match="n_micro_batches"):
+        make_sr_inputs(lambda p, o: o, lambda p, o, x: x, temperature=1.0, n_micro_batches=0)
