@@ -1,6 +1,6 @@
 """``fermiflow bench``: run the reference benchmarks and write one table with provenance.
 
-Each case of :mod:`fermiflow.run.bench_cases` is a config (or a check that needs no
+Each case of :mod:`fermiflow.run.bench.registry` is a config (or a check that needs no
 training), a reference (an exact solver, a row of the published data of
 :mod:`fermiflow.exact.published`, or an exact ideal-gas value) and a tolerance rule.
 The runner trains each case in ``OUT/runs/<case>`` through the ordinary run shell
@@ -36,12 +36,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fermiflow.run.bench_cases import CASES, TIERS, Case, Reference, Rule
+from fermiflow.run.bench.case import TIERS, Case, Reference, Rule
+from fermiflow.run.bench.registry import CASES
 from fermiflow.run.config import config_from_toml, config_to_json, load_config
 from fermiflow.run.loop import RunStopped, read_rows, resume_run, start_run
 from fermiflow.run.provenance import environment
 
-__all__ = ["evaluate_case", "judge", "run_bench", "select_cases"]
+__all__ = ["case_config", "evaluate_case", "judge", "run_bench", "select_cases"]
 
 
 def select_cases(names: Sequence[str] = (), tier: str | None = None) -> list[Case]:
@@ -66,8 +67,9 @@ def _log(message: str) -> None:
     print(f"fermiflow bench: {message}", file=sys.stderr, flush=True)
 
 
-def _config(case: Case):
-    path = Path(__file__).resolve().parents[2] / case.config  # a preset of configs/
+def case_config(case: Case):
+    """Return the resolved config of a case (a preset under configs/ or inline TOML)."""
+    path = Path(__file__).resolve().parents[3] / case.config  # a preset of configs/
     if case.config.endswith(".toml") and path.is_file():
         return load_config(path, case.overrides)
     return config_from_toml(case.config, case.overrides, source=f"bench case {case.name}")
@@ -75,7 +77,7 @@ def _config(case: Case):
 
 def _train(case: Case, run_dir: Path) -> dict:
     """Return the run's summary, training (or reusing, or resuming) as needed."""
-    config = _config(case)
+    config = case_config(case)
     config_file, summary_file = run_dir / "config.json", run_dir / "summary.json"
     same = config_file.exists() and (
         config_file.read_text().strip() == config_to_json(config).strip())
@@ -105,8 +107,8 @@ def judge(ours: dict, reference: Reference, rule: Rule) -> tuple[list[dict], boo
 
     Args:
       ours: quantity -> (value, error), per particle.
-      reference: the :class:`~fermiflow.run.bench_cases.Reference`.
-      rule: the :class:`~fermiflow.run.bench_cases.Rule`.
+      reference: the :class:`~fermiflow.run.bench.case.Reference`.
+      rule: the :class:`~fermiflow.run.bench.case.Rule`.
 
     Returns:
       (rows, passed): one row per quantity present in both, with z-score, the
@@ -114,7 +116,7 @@ def judge(ours: dict, reference: Reference, rule: Rule) -> tuple[list[dict], boo
       reports); passed is True when every judged row is ok.
 
     Examples:
-      >>> from fermiflow.run.bench_cases import Reference, Rule
+      >>> from fermiflow.run.bench.case import Reference, Rule
       >>> rows, ok = judge({"F": (1.0005, 0.0002)}, Reference({"F": (1.0, 0.0)}, "x"),
       ...                  Rule("accuracy", judged=("F",)))
       >>> ok, round(rows[0]["z"], 2)
