@@ -328,6 +328,12 @@ def resolve(config: Config) -> Config:
                  "sampler.kind = 'exact' samples |D_K(T(x))|^2 |det J| with a residual-flow "
                  "inverse: it needs model.flow = 'backflow' or 'identity' and "
                  "model.spin_adapted = false; use sampler.kind = 'auto'.")
+    if model.parity_flows:
+        _require(model.spin_adapted and sampler.kind in ("auto", "metropolis")
+                 and opt.kinetic == "exact",
+                 "model.parity_flows = true needs model.spin_adapted = true, sampler.kind = "
+                 "'auto' or 'metropolis' and optimizer.kinetic = 'exact' (the latent samplers "
+                 "and the split kinetic energy use one flow).")
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",
