@@ -81,3 +81,6 @@ def test_every_case_config_resolves():
         if case.config is not None:
             config = case_config(case)
             assert config.run.n_steps >= 1, case.name
+        if case.name.startswith("dot2d") or case.config is None:  # cheap references
+            reference = case.reference()
+            assert reference.values and reference.source, case.name

@@ -188,6 +188,18 @@ def evaluate_case(case: Case, out: Path) -> dict:
     return record
 
 
+def _evaluate_or_record(case: Case, out: Path) -> dict:
+    """Evaluate a case; an error in it fails that case (recorded), not the whole bench."""
+    try:
+        return evaluate_case(case, out)
+    except Exception as error:  # noqa: BLE001 - recorded in the table and on stderr
+        _log(f"{case.name}: FAIL with an error: {type(error).__name__}: {error}")
+        return {"name": case.name, "tier": case.tier, "description": case.description,
+                "reference_source": None, "rule": case.rule.describe(), "run_dir": None,
+                "rows": [], "passed": False, "wall_s": 0.0,
+                "note": f"error: {type(error).__name__}: {error}"}
+
+
 def _markdown(records: list[dict], env: dict) -> str:
     clean = env.get("git_dirty") is False
     lines = [f"# fermiflow bench ({env['date_utc']})", "",
@@ -272,7 +284,7 @@ def run_bench(names: Sequence[str] = (), *, tier: str | None = None,
     if env.get("git_dirty") is not False:
         _log("the source tree is modified (or not a git checkout): results will be marked "
              "as not committed.")
-    records = [evaluate_case(case, out) for case in cases]
+    records = [_evaluate_or_record(case, out) for case in cases]
     result = {"environment": env, "committed": env.get("git_dirty") is False,
               "tier": tier, "cases": records,
               "passed": sum(r["passed"] for r in records), "total": len(records)}

@@ -50,14 +50,14 @@ def _sector(n_up: int, n_down: int) -> str:
 def _dot_toml(n_up: int, n_down: int, coupling: float, beta: float) -> str:
     # Modes up to about 15 T above the ground shell: the ideal p(K) is complete there.
     shells = max(4, int(math.ceil(1 + 15.0 / beta)))
-    spin = "spin_adapted = true\n" if n_down else ""
+    spin = "spin_adapted = true\nparity_flows = true\n" if n_down else ""
     return (f"[system]\nkind = \"quantum_dot\"\ndim = 2\nn_up = {n_up}\nn_down = {n_down}\n"
             f"omega = 1.0\ncoupling = {coupling}\nbeta = {beta}\nn_shells = {shells}\n"
             + TWO_ELECTRON_TRAINING.replace("[model]\n", "[model]\n" + spin))
 
 
 def _box_toml(n_up: int, n_down: int, rs: float, theta: float) -> str:
-    spin = "spin_adapted = true\n" if n_down else ""
+    spin = "spin_adapted = true\nparity_flows = true\n" if n_down else ""
     return (f"[system]\nkind = \"electron_gas\"\ndim = 2\nn_up = {n_up}\nn_down = {n_down}\n"
             f"rs = {rs}\ntheta = {theta}\nemax = 12\ntwist = [0.25, 0.25]\n"
             + TWO_ELECTRON_TRAINING.replace("[model]\n", "[model]\n" + spin))
@@ -72,7 +72,7 @@ def _exact_reference(thermo, error, source: str) -> Reference:
 def _dot_reference(n_up: int, n_down: int, coupling: float, beta: float) -> Reference:
 
     dot = QuantumDot(n_up=n_up, n_down=n_down, dim=2, omega=1.0, coupling=coupling,
-                     beta=beta, n_shells=1)
+                     beta=beta, n_shells=2)  # the exact solver ignores the mode cutoff
     thermo = two_electron_dot(dot)
     zero = type(thermo)(*(0.0,) * len(thermo))
     return _exact_reference(thermo, zero, "exact two-electron dot (fermiflow.exact, "
