@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 
 from fermiflow.run.bench.case import TIERS, Case, Reference, Rule
 from fermiflow.run.bench.registry import CASES
-from fermiflow.run.config import config_from_toml, config_to_json, load_config
+from fermiflow.run.config import config_from_json, config_from_toml, load_config
 from fermiflow.run.loop import RunStopped, read_rows, resume_run, start_run
 from fermiflow.run.provenance import environment
 
@@ -79,8 +79,8 @@ def _train(case: Case, run_dir: Path) -> dict:
     """Return the run's summary, training (or reusing, or resuming) as needed."""
     config = case_config(case)
     config_file, summary_file = run_dir / "config.json", run_dir / "summary.json"
-    same = config_file.exists() and (
-        config_file.read_text().strip() == config_to_json(config).strip())
+    # Same config: compare the resolved configs (a key added later takes its default).
+    same = config_file.exists() and config_from_json(config_file.read_text()) == config
     with contextlib.redirect_stdout(sys.stderr):  # the run's report is progress here
         if same and summary_file.exists():
             rows = read_rows(run_dir / "metrics.jsonl")
