@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
+    "DATA",
     "PublishedValue",
     "N13_IDEAL_REFERENCE",
     "mstar_runs_2d",

@@ -167,6 +167,16 @@ def _occupation_model(kind, system, energies, temperature, options):
     return model, np.asarray(states)
 
 
+def _parity_pair(flow: Flow) -> Flow:
+    """Two independent flows, for the even and the odd exchange sectors."""
+
+    def init(key: PRNGKey, x: Array) -> Params:
+        key_even, key_odd = jax.random.split(key)
+        return {"even": flow.init(key_even, x), "odd": flow.init(key_odd, x)}
+
+    return Flow(init, lambda params, x: flow.apply(params["even"], x))
+
+
 def _symmetrized(model: ARModel, system: ElectronGas | QuantumDot) -> ARModel:
     quantum_numbers = system.spectrum.quantum_numbers
     if isinstance(system, ElectronGas):
@@ -188,6 +198,7 @@ def make_quantum_problem(
     flow_options: dict | None = None,
     occupation_symmetry: bool = True,
     spin_adapted: bool = False,
+    parity_flows: bool = False,
 ) -> QuantumProblem:
     """Build the models and energies of an electron gas or a quantum dot.
 
@@ -208,6 +219,9 @@ def make_quantum_problem(
         determinant products under exchange of the spin blocks (singlet/triplet for
         two electrons, :func:`~fermiflow.models.wavefunction.make_log_psi`), with a
         flow that treats all electrons alike (``spin_symmetric``).
+      parity_flows: static, with spin_adapted: separate flows for the even and the odd
+        exchange sectors (the flow params are ``{"even": ..., "odd": ...}`` and
+        ``flow.apply`` is the even sector's; see ``make_log_psi``).
 
     Returns:
       A :class:`QuantumProblem`.
@@ -272,7 +286,10 @@ def make_quantum_problem(
     log_psi = make_log_psi(
         orbitals=orbitals, flow_apply=flow_model.apply,
         n_up=system.n_up, n_down=system.n_down, spin_adapted=spin_adapted,
+        parity_flows=parity_flows,
     )
+    if parity_flows:
+        flow_model = _parity_pair(flow_model)
     return QuantumProblem(
         system, system.n_up, system.n_down, system.dim, box_length, temperature,
         energies, model, flow_model, log_psi, potential, orbitals, states, spin_adapted,

@@ -37,6 +37,7 @@ LogPsi = Callable[[Params, ArrayLike], Array]
 def make_log_psi(
     *, orbitals: OrbitalFn, flow_apply: FlowApply, n_up: int, n_down: int,
     spin_adapted: bool = False,
+    parity_flows: bool = False,
 ) -> LogPsiK:
     """Build log Psi_K(x) for a flow and a set of single-particle orbitals.
 
@@ -51,6 +52,11 @@ def make_log_psi(
         with up set A and down set B, Psi_K = [D_AB + s D_BA] / sqrt(2) with D_BA the
         product with the spin blocks' sets exchanged, s = +1 if sorted(A) precedes
         sorted(B) lexicographically and -1 if it follows, and Psi_K = D_AA for A = B.
+      parity_flows: static, with spin_adapted: params is ``{"even": p, "odd": q}`` and
+        the even states (s = +1, A = B) use the flow at p, the odd ones (s = -1) the flow
+        at q. For a flow equivariant under the exchange P of the spin blocks, Psi_K(P x)
+        = s Psi_K(x) whatever the flow, so even and odd states stay orthogonal with
+        different flows, and each sector is orthonormal with its own.
 
     Returns:
       ``log_psi(params, occ: (n,) int, x: (n, dim)) -> ()`` complex, n = n_up +
@@ -81,6 +87,9 @@ def make_log_psi(
         raise ValueError("n_up + n_down must be >= 1, got n_up=0 and n_down=0.")
     if spin_adapted and n_up != n_down:
         raise ValueError(f"spin_adapted=True needs n_up = n_down, got {n_up} and {n_down}.")
+    if parity_flows and not spin_adapted:
+        raise ValueError("parity_flows=True needs spin_adapted=True (the sectors are the "
+                         "exchange parities of the spin-adapted states).")
     log_norm = 0.5 * (math.lgamma(n_up + 1) + math.lgamma(n_down + 1))
     blocks = [(lo, hi) for lo, hi in ((0, n_up), (n_up, n)) if hi > lo]
 
@@ -97,6 +106,13 @@ def make_log_psi(
         chex.assert_axis_dimension(x, 0, n)
         if not jnp.issubdtype(occ.dtype, jnp.integer):
             raise TypeError(f"occ must hold integer mode indices, got {occ.dtype}.")
+        if not parity_flows:
+            return combination(params, occ, x)
+        even = combination(params["even"], occ, x)
+        odd = combination(params["odd"], occ, x)
+        return jnp.where(_exchange_sign(occ[:n_up], occ[n_up:]) > 0, even, odd)
+
+    def combination(params: Params, occ: Array, x: Array) -> Array:
         zeta, log_det = flow_apply(params, x)
         value = 0.5 * log_det - log_norm + products(occ, zeta)
         if not spin_adapted:
@@ -107,17 +123,21 @@ def make_log_psi(
     return log_psi
 
 
+def _exchange_sign(up: Array, down: Array) -> Array:
+    """+1 when sorted(up) precedes sorted(down) lexicographically or equals it, else -1."""
+    a, b = jnp.sort(up), jnp.sort(down)
+    differ = a != b
+    first = jnp.argmax(differ)
+    return jnp.where(~jnp.any(differ) | (a[first] < b[first]), 1.0, -1.0)
+
+
 def _exchange_combination(up: Array, down: Array, direct: Array, swapped: Array) -> Array:
     """Return log[(e^direct + s e^swapped) / sqrt 2], or direct for equal sets (complex).
 
     s = +1 when sorted(up) precedes sorted(down) lexicographically, -1 when it follows.
     """
-    a, b = jnp.sort(up), jnp.sort(down)
-    differ = a != b
-    same = ~jnp.any(differ)
-    first = jnp.argmax(differ)
-    sign = jnp.where(a[first] < b[first], 1.0, -1.0)
-    sign = jnp.where(same, 1.0, sign)  # keeps the unused branch away from log(0)
+    same = jnp.all(jnp.sort(up) == jnp.sort(down))
+    sign = _exchange_sign(up, down)  # +1 for equal sets keeps the unused branch from log 0
     shift = jnp.maximum(direct.real, swapped.real)
     mixed = shift + jnp.log(jnp.exp(direct - shift) + sign * jnp.exp(swapped - shift))
     return jnp.where(same, direct, mixed - 0.5 * jnp.log(2.0))

@@ -101,7 +101,7 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
                                 occupation_options=occupation_options, flow=m.flow,
                                 flow_options=flow_options,
                                 occupation_symmetry=m.occupation_symmetry,
-                                spin_adapted=m.spin_adapted)
+                                spin_adapted=m.spin_adapted, parity_flows=m.parity_flows)
 
 
 def sampler_kind(config: Config) -> str:
@@ -118,7 +118,9 @@ def sampler_kind(config: Config) -> str:
         return kind
     if model.flow in ("backflow", "identity") and not model.spin_adapted:
         return "exact"
-    return "latent" if config.system.kind == "electron_gas" else "metropolis"
+    if config.system.kind == "electron_gas" and not model.parity_flows:
+        return "latent"
+    return "metropolis"
 
 
 def _latent_dpp(problem: QuantumProblem):

@@ -37,6 +37,7 @@ from typing import Any
 from fermiflow.hamiltonians.spectrum import oscillator_spectrum, plane_wave_spectrum
 from fermiflow.hamiltonians.systems import ClassicalCoulombGas, ElectronGas, QuantumDot
 from fermiflow.hamiltonians.units import electron_gas_scales
+from fermiflow.run.demo import DEMO_TOML
 from fermiflow.run.schema import (
     KIND_DEFAULTS,
     KIND_KEYS,
@@ -69,49 +70,6 @@ __all__ = [
 ]
 
 
-# The default demo of `fermiflow run` (configs/demo.toml holds the same text).
-DEMO_TOML = """\
-# Demo (`fermiflow run` without a config): 3 interacting electrons (2 up, 1 down) in a
-# 2D harmonic dot, omega = 1 Ha, Coulomb coupling 1, T = 0.5 Ha (beta = 2), 10 oscillator
-# modes per spin; categorical p(K) over the occupations within 5 Ha of the ideal ground
-# state, pretrained on the ideal Boltzmann weights, then trained with the backflow.
-#
-# Exact non-interacting reference (same modes): F0/N = 1.116145 Ha, E0/N = 1.557524 Ha,
-#   S0/N = 0.882759 k_B.
-# Expected result (measured with shorter runs of this config on a 2-core CPU, not a
-#   literature value): F/N in [1.85, 1.95] Ha, E/N in [2.35, 2.50] Ha.
-[system]
-kind = "quantum_dot"
-dim = 2
-n_up = 2
-n_down = 1
-omega = 1.0
-coupling = 1.0
-beta = 2.0
-n_shells = 4
-
-[model]
-occupation = "categorical"
-max_excitation = 5.0
-flow = "backflow"
-
-[sampler]
-batch = 256
-n_sweeps = 5
-n_extra_sweeps = 5
-
-[optimizer]
-occupation = "sr"
-max_norm = 0.05
-wavefunction = "adam"
-wavefunction_learning_rate = 1e-3
-
-[run]
-n_steps = 300
-checkpoint_every = 50
-pretrain_steps = 300
-pretrain_learning_rate = 0.05
-"""
 
 
 # Default cutoff of the categorical p(K), in units of T (see resolve).
@@ -370,6 +328,12 @@ def resolve(config: Config) -> Config:
                  "sampler.kind = 'exact' samples |D_K(T(x))|^2 |det J| with a residual-flow "
                  "inverse: it needs model.flow = 'backflow' or 'identity' and "
                  "model.spin_adapted = false; use sampler.kind = 'auto'.")
+    if model.parity_flows:
+        _require(model.spin_adapted and sampler.kind in ("auto", "metropolis")
+                 and opt.kinetic == "exact",
+                 "model.parity_flows = true needs model.spin_adapted = true, sampler.kind = "
+                 "'auto' or 'metropolis' and optimizer.kinetic = 'exact' (the latent samplers "
+                 "and the split kinetic energy use one flow).")
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",

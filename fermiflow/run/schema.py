@@ -71,6 +71,8 @@ class ModelConfig:
     occupation_symmetry: bool = True
     # n_up = n_down: Psi_K as spin-block exchange (singlet/triplet) combinations
     spin_adapted: bool = False
+    # with spin_adapted: separate flows for the even and the odd exchange sectors
+    parity_flows: bool = False
     flow: str = "backflow"  # backflow | identity | ode
     depth: int = 2
     width_one: int = 16

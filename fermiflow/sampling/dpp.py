@@ -123,8 +123,10 @@ def chain_rule_sample(
         return (i < n) & (rounds < max_rounds)
 
     def body(carry):
-        step, i, rounds, basis, x, log_det2, used = carry
-        key_propose, key_accept = jax.random.split(jax.random.fold_in(key_points, step))
+        key_round, i, rounds, basis, x, log_det2, used = carry
+        # The key is carried and split (fold_in of a traced counter mixes meshes when
+        # the sampler runs inside a sharded, then re-jitted, step).
+        key_round, key_propose, key_accept = jax.random.split(key_round, 3)
         candidates = propose(key_propose, n_candidates)  # (c, dim)
         values = features(candidates)  # (n, c)
         norm2 = jnp.sum(jnp.abs(values) ** 2, axis=0)
@@ -148,11 +150,11 @@ def chain_rule_sample(
         log_det2 = log_det2 + log_residual2
         used = used + jnp.where(found, first + 1, n_candidates).astype(jnp.int32)
         rounds = jnp.where(found, 0, rounds + 1)
-        return step + 1, i + found, rounds, basis, x, log_det2, used
+        return key_round, i + found, rounds, basis, x, log_det2, used
 
     zero = jnp.zeros((), jnp.int32)
     start = (
-        zero,  # rounds so far (the key of the next one)
+        key_points,  # the key of the next round
         zero,  # points accepted so far
         zero,  # rounds spent on the current point
         jnp.zeros((n, n), v_dtype),  # rows: orthonormal basis of the accepted v

@@ -69,8 +69,10 @@ def _hermite_squared(key: PRNGKey, orders: Array, max_order: int, dtype) -> tupl
         return ~jnp.all(done) & (trial < max_trials)
 
     def body(carry):
-        trial, done, y, trials = carry
-        key_y, key_u = jax.random.split(jax.random.fold_in(key, trial))
+        # The key is carried and split: fold_in of the traced trial counter mixes
+        # meshes when this runs under a sharded outer jit.
+        trial, done, y, trials, key_loop = carry
+        key_loop, key_y, key_u = jax.random.split(key_loop, 3)
         proposal = sigma * jax.random.normal(key_y, orders.shape, dtype)
         table = hermite_functions(proposal, max_order)  # (max_order + 1, *shape)
         h = jnp.take_along_axis(table, orders[None], axis=0)[0]
@@ -79,15 +81,16 @@ def _hermite_squared(key: PRNGKey, orders: Array, max_order: int, dtype) -> tupl
         accept = ~done & (jax.random.uniform(key_u, orders.shape, dtype) < ratio)
         y = jnp.where(accept, proposal, y)
         trials = trials + (~done).astype(jnp.int32)
-        return trial + 1, done | accept, y, trials
+        return trial + 1, done | accept, y, trials, key_loop
 
     start = (
         jnp.zeros((), jnp.int32),
         jnp.zeros(orders.shape, bool),
         jnp.full(orders.shape, jnp.nan, dtype),
         jnp.zeros(orders.shape, jnp.int32),
+        key,
     )
-    _, _, y, trials = jax.lax.while_loop(cond, body, start)
+    _, _, y, trials, _ = jax.lax.while_loop(cond, body, start)
     return y, trials
 
 

@@ -78,3 +78,30 @@ def test_spin_adapted_needs_equal_spins():
     with pytest.raises(ValueError, match="n_up = n_down"):
         make_quantum_problem(dot, occupation="categorical",
                              occupation_options={"max_excitation": 4.0}, spin_adapted=True)
+
+
+def test_parity_sectors_with_their_own_flows_keep_exact_parity(key):
+    """Even states use one flow, odd states another; each keeps its exchange parity, so
+    the two sectors stay orthogonal whatever the two flows are."""
+    dot = QuantumDot(n_up=1, n_down=1, dim=2, omega=1.0, coupling=1.0, beta=2.0, n_shells=3)
+    problem = make_quantum_problem(dot, occupation="categorical",
+                                   occupation_options={"max_excitation": 4.0},
+                                   spin_adapted=True, parity_flows=True,
+                                   flow_options={"init_scale": 0.2})
+    params = problem.init_params(key).wavefunction
+    assert set(params) == {"even", "odd"}
+    x = jax.random.normal(jax.random.fold_in(key, 1), (8, 2, 2))
+    occ = jnp.array([[0, 1], [1, 0], [2, 2], [3, 1], [1, 3]])
+    parity = np.array([1, -1, 1, -1, 1])
+
+    def values(p):
+        return jax.vmap(jax.vmap(lambda o, y: problem.log_psi(p, o, y), in_axes=(None, 0)),
+                        in_axes=(0, None))
+
+    psi = jax.jit(values(params))
+    ratio = np.asarray(jnp.exp(psi(occ, x[:, ::-1]) - psi(occ, x)))
+    np.testing.assert_allclose(ratio, np.broadcast_to(parity[:, None], ratio.shape), atol=1e-10)
+    # Moving the odd flow changes exactly the odd states.
+    moved = {"even": params["even"], "odd": jax.tree.map(lambda a: 1.01 * a, params["odd"])}
+    changed = np.abs(np.asarray(jax.jit(values(moved))(occ, x) - psi(occ, x))).max(axis=1)
+    assert np.all(changed[parity > 0] == 0) and np.all(changed[parity < 0] > 1e-6)

@@ -5,8 +5,16 @@ import math
 
 import pytest
 
-from fermiflow.run.bench import judge, run_bench, select_cases
-from fermiflow.run.bench_cases import CASES, TIERS, Reference, Rule
+from fermiflow.run.bench import (
+    CASES,
+    TIERS,
+    Reference,
+    Rule,
+    case_config,
+    judge,
+    run_bench,
+    select_cases,
+)
 from fermiflow.run.cli import main
 
 
@@ -65,3 +73,14 @@ def test_case_selection():
         select_cases(["no_such_case"])
     with pytest.raises(ValueError, match="--tier"):
         select_cases(tier="tpu")
+
+
+def test_every_case_config_resolves():
+    """Configs of all tiers validate (nothing is built or compiled)."""
+    for case in CASES.values():
+        if case.config is not None:
+            config = case_config(case)
+            assert config.run.n_steps >= 1, case.name
+        if case.name.startswith("dot2d") or case.config is None:  # cheap references
+            reference = case.reference()
+            assert reference.values and reference.source, case.name

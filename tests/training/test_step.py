@@ -85,7 +85,7 @@ def test_guard_skips_updates_with_nonfinite_local_energies(key):
     def broken(x):  # NaN for walkers with x_0 > 0: about half of them
         return jnp.where(x[0, 0] > 0, jnp.nan, 0.0) + problem.potential(x)
 
-    _, _, trainer = _trainer(problem, potential=broken)
+    _, _, trainer = _trainer(pieces, potential=broken)
     params = problem.init_params(key)
     state = trainer.init(jax.random.key(1), params, 0)
     new_state, metrics = jax.jit(trainer.step)(state)

@@ -1,6 +1,6 @@
 """``fermiflow bench``: run the reference benchmarks and write one table with provenance.
 
-Each case of :mod:`fermiflow.run.bench_cases` is a config (or a check that needs no
+Each case of :mod:`fermiflow.run.bench.registry` is a config (or a check that needs no
 training), a reference (an exact solver, a row of the published data of
 :mod:`fermiflow.exact.published`, or an exact ideal-gas value) and a tolerance rule.
 The runner trains each case in ``OUT/runs/<case>`` through the ordinary run shell
@@ -36,12 +36,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fermiflow.run.bench_cases import CASES, TIERS, Case, Reference, Rule
-from fermiflow.run.config import config_from_toml, config_to_json, load_config
+from fermiflow.run.bench.case import TIERS, Case, Reference, Rule
+from fermiflow.run.bench.registry import CASES
+from fermiflow.run.config import config_from_json, config_from_toml, load_config
 from fermiflow.run.loop import RunStopped, read_rows, resume_run, start_run
 from fermiflow.run.provenance import environment
 
-__all__ = ["evaluate_case", "judge", "run_bench", "select_cases"]
+__all__ = ["case_config", "evaluate_case", "judge", "run_bench", "select_cases"]
 
 
 def select_cases(names: Sequence[str] = (), tier: str | None = None) -> list[Case]:
@@ -66,8 +67,9 @@ def _log(message: str) -> None:
     print(f"fermiflow bench: {message}", file=sys.stderr, flush=True)
 
 
-def _config(case: Case):
-    path = Path(__file__).resolve().parents[2] / case.config  # a preset of configs/
+def case_config(case: Case):
+    """Return the resolved config of a case (a preset under configs/ or inline TOML)."""
+    path = Path(__file__).resolve().parents[3] / case.config  # a preset of configs/
     if case.config.endswith(".toml") and path.is_file():
         return load_config(path, case.overrides)
     return config_from_toml(case.config, case.overrides, source=f"bench case {case.name}")
@@ -75,10 +77,10 @@ def _config(case: Case):
 
 def _train(case: Case, run_dir: Path) -> dict:
     """Return the run's summary, training (or reusing, or resuming) as needed."""
-    config = _config(case)
+    config = case_config(case)
     config_file, summary_file = run_dir / "config.json", run_dir / "summary.json"
-    same = config_file.exists() and (
-        config_file.read_text().strip() == config_to_json(config).strip())
+    # Same config: compare the resolved configs (a key added later takes its default).
+    same = config_file.exists() and config_from_json(config_file.read_text()) == config
     with contextlib.redirect_stdout(sys.stderr):  # the run's report is progress here
         if same and summary_file.exists():
             rows = read_rows(run_dir / "metrics.jsonl")
@@ -105,8 +107,8 @@ def judge(ours: dict, reference: Reference, rule: Rule) -> tuple[list[dict], boo
 
     Args:
       ours: quantity -> (value, error), per particle.
-      reference: the :class:`~fermiflow.run.bench_cases.Reference`.
-      rule: the :class:`~fermiflow.run.bench_cases.Rule`.
+      reference: the :class:`~fermiflow.run.bench.case.Reference`.
+      rule: the :class:`~fermiflow.run.bench.case.Rule`.
 
     Returns:
       (rows, passed): one row per quantity present in both, with z-score, the
@@ -114,7 +116,7 @@ def judge(ours: dict, reference: Reference, rule: Rule) -> tuple[list[dict], boo
       reports); passed is True when every judged row is ok.
 
     Examples:
-      >>> from fermiflow.run.bench_cases import Reference, Rule
+      >>> from fermiflow.run.bench.case import Reference, Rule
       >>> rows, ok = judge({"F": (1.0005, 0.0002)}, Reference({"F": (1.0, 0.0)}, "x"),
       ...                  Rule("accuracy", judged=("F",)))
       >>> ok, round(rows[0]["z"], 2)
@@ -184,6 +186,18 @@ def evaluate_case(case: Case, out: Path) -> dict:
     _log(f"{case.name}: {verdict} " + ", ".join(
         f"{r['quantity']} {_z(r['z'])}" for r in rows))
     return record
+
+
+def _evaluate_or_record(case: Case, out: Path) -> dict:
+    """Evaluate a case; an error in it fails that case (recorded), not the whole bench."""
+    try:
+        return evaluate_case(case, out)
+    except Exception as error:  # noqa: BLE001 - recorded in the table and on stderr
+        _log(f"{case.name}: FAIL with an error: {type(error).__name__}: {error}")
+        return {"name": case.name, "tier": case.tier, "description": case.description,
+                "reference_source": None, "rule": case.rule.describe(), "run_dir": None,
+                "rows": [], "passed": False, "wall_s": 0.0,
+                "note": f"error: {type(error).__name__}: {error}"}
 
 
 def _markdown(records: list[dict], env: dict) -> str:
@@ -270,7 +284,7 @@ def run_bench(names: Sequence[str] = (), *, tier: str | None = None,
     if env.get("git_dirty") is not False:
         _log("the source tree is modified (or not a git checkout): results will be marked "
              "as not committed.")
-    records = [evaluate_case(case, out) for case in cases]
+    records = [_evaluate_or_record(case, out) for case in cases]
     result = {"environment": env, "committed": env.get("git_dirty") is False,
               "tier": tier, "cases": records,
               "passed": sum(r["passed"] for r in records), "total": len(records)}
