@@ -15,14 +15,10 @@ with twist (1/4, 1/4) and the model sizes of the models issue.
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
 import json
 import os
 import pathlib
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import traceback
@@ -36,10 +32,10 @@ import fermiflow
 from fermiflow.hamiltonians.spectrum import plane_wave_spectrum
 from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.hamiltonians.units import electron_gas_scales
+from fermiflow.run import provenance
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-_PACKAGES = ("jax", "jaxlib", "flax", "folx", "blackjax", "numpy", "fermiflow")
 
 RS = 1.0
 TWIST = (0.25, 0.25)
@@ -96,58 +92,15 @@ def parse_args(description: str, *, max_call_s: float) -> argparse.Namespace:
     return args
 
 
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
-
-
-def _git(*command: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", *command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
 def environment() -> dict[str, Any]:
-    """Describe the device, the host, the package versions and the git commit."""
-    device = jax.devices()[0]
-    info: dict[str, Any] = {
-        "device_kind": device.device_kind,
-        "platform": device.platform,
-        "n_devices": jax.device_count(),
-        "os_cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_1_5_15min": list(os.getloadavg()),
-        "hostname": platform.node(),
-        "python": sys.version.split()[0],
-        "x64": bool(jax.config.jax_enable_x64),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-    }
-    if device.platform == "cpu":
-        info["cpu_model"] = _cpu_model()
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    """Describe the run: :func:`fermiflow.run.provenance.environment` (versions, git
+    commit and dirty flag, device, host, load average, date) plus the usable CPUs, the
+    XLA flags and which checkout of fermiflow was benchmarked."""
     return {
-        "device": info,
-        "versions": versions,
+        **provenance.environment(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "xla_flags": os.environ.get("XLA_FLAGS"),
         "fermiflow_path": str(pathlib.Path(fermiflow.__file__).parent),
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_tracked_files_modified": None if status is None else bool(status),
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -26,6 +26,14 @@ import jax
 import jax.numpy as jnp
 from einops import rearrange
 
+from fermiflow.hamiltonians.log_psi_derivatives import (
+    DISTRIBUTIONS,
+    check_configuration,
+    flat_log_psi,
+    gradient_fn,
+    kinetic_from_derivatives,
+    probe_vectors,
+)
 from fermiflow.types import Array, ArrayLike, EnergyFn, LogPsiFn, Params, PRNGKey
 from fermiflow.validation import check_positive_int
 
@@ -38,66 +46,28 @@ __all__ = [
 
 KineticFn = Callable[[Params, ArrayLike], Array]
 _METHODS = ("forward_laplacian", "jvp_loop")
-_DISTRIBUTIONS = ("rademacher", "gaussian")
-
-
-def _check_configuration(x: Array) -> None:
-    if x.ndim != 2:
-        raise ValueError(
-            f"x must be ONE configuration of shape (n, dim), got shape {x.shape}. "
-            "Batch walkers with jax.vmap or chunked_vmap."
-        )
-
-
-def _flat_log_psi(log_psi: LogPsiFn, params: Params, dim: int) -> Callable:
-    """Return log_psi(params, .) as a function of the flat (n * dim,) coordinates."""
-    return lambda x_flat: log_psi(params, rearrange(x_flat, "(n d) -> n d", d=dim))
-
-
-def _real_imag(value: Array) -> Array:
-    return jnp.stack([value.real, value.imag])
-
-
-def _gradient_fn(f: Callable[[Array], Array], x_flat: Array) -> Callable:
-    """Return the gradient (n * dim,) of a real or complex scalar function f."""
-    if not jnp.iscomplexobj(jax.eval_shape(f, x_flat)):
-        return jax.grad(f)
-
-    # jax.grad refuses complex outputs of real inputs: differentiate the real and
-    # imaginary parts (one forward pass, two cotangents) and recombine.
-    def grad_complex(y: Array) -> Array:
-        parts = jax.jacrev(lambda z: _real_imag(f(z)))(y)
-        return jax.lax.complex(parts[0], parts[1])
-
-    return grad_complex
-
-
-def _from_derivatives(laplacian: Array, gradient: Array) -> Array:
-    """-1/2 (laplacian + sum_i gradient_i^2), the complex square for complex input."""
-    half = jnp.asarray(0.5, laplacian.dtype)
-    return -half * (laplacian + jnp.sum(gradient * gradient))
 
 
 def _forward_laplacian_kinetic(log_psi: LogPsiFn, sparsity_threshold: float):
     def kinetic(params: Params, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
-        _check_configuration(x)
-        f = _flat_log_psi(log_psi, params, x.shape[-1])
+        check_configuration(x)
+        f = flat_log_psi(log_psi, params, x.shape[-1])
         # folx propagates complex values through real inputs (the Laplacian of a
         # complex output is Laplacian(Re) + i Laplacian(Im)); no jit here, the
         # caller owns the jit boundary.
         out = folx.forward_laplacian(f, sparsity_threshold, disable_jit=True)(
             rearrange(x, "n d -> (n d)")
         )
-        return _from_derivatives(out.laplacian, out.jacobian.dense_array)
+        return kinetic_from_derivatives(out.laplacian, out.jacobian.dense_array)
 
     return kinetic
 
 
 def _jvp_loop_kinetic(params: Params, x: Array, log_psi: LogPsiFn) -> Array:
     x_flat = rearrange(x, "n d -> (n d)")
-    f = _flat_log_psi(log_psi, params, x.shape[-1])
-    gradient, hessian_vector = jax.linearize(_gradient_fn(f, x_flat), x_flat)
+    f = flat_log_psi(log_psi, params, x.shape[-1])
+    gradient, hessian_vector = jax.linearize(gradient_fn(f, x_flat), x_flat)
 
     def diagonal_entry(i: Array) -> Array:
         unit = jax.nn.one_hot(i, x_flat.shape[0], dtype=x_flat.dtype)
@@ -105,7 +75,7 @@ def _jvp_loop_kinetic(params: Params, x: Array, log_psi: LogPsiFn) -> Array:
 
     # lax.map evaluates one coordinate at a time: memory O(n * dim), not O((n d)^2).
     laplacian = jnp.sum(jax.lax.map(diagonal_entry, jnp.arange(x_flat.shape[0])))
-    return _from_derivatives(laplacian, gradient)
+    return kinetic_from_derivatives(laplacian, gradient)
 
 
 def make_kinetic_energy(
@@ -152,16 +122,10 @@ def make_kinetic_energy(
 
     def kinetic(params: Params, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
-        _check_configuration(x)
+        check_configuration(x)
         return _jvp_loop_kinetic(params, x, log_psi)
 
     return kinetic
-
-
-def _probes(key: PRNGKey, shape: tuple[int, ...], distribution: str, dtype) -> Array:
-    if distribution == "rademacher":
-        return jax.random.rademacher(key, shape).astype(dtype)
-    return jax.random.normal(key, shape, dtype)
 
 
 def make_hutchinson_kinetic_energy(
@@ -194,20 +158,20 @@ def make_hutchinson_kinetic_energy(
       2.0
     """
     n_probes = check_positive_int("n_probes", n_probes, "Use at least one probe.")
-    if distribution not in _DISTRIBUTIONS:
+    if distribution not in DISTRIBUTIONS:
         raise ValueError(
-            f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}."
+            f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}."
         )
 
     def kinetic(key: PRNGKey, params: Params, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
-        _check_configuration(x)
+        check_configuration(x)
         x_flat = rearrange(x, "n d -> (n d)")
-        f = _flat_log_psi(log_psi, params, x.shape[-1])
-        gradient, hessian_vector = jax.linearize(_gradient_fn(f, x_flat), x_flat)
-        z = _probes(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
+        f = flat_log_psi(log_psi, params, x.shape[-1])
+        gradient, hessian_vector = jax.linearize(gradient_fn(f, x_flat), x_flat)
+        z = probe_vectors(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
         quadratic = jax.vmap(lambda v: jnp.dot(v, hessian_vector(v)))(z)
-        return _from_derivatives(jnp.mean(quadratic), gradient)
+        return kinetic_from_derivatives(jnp.mean(quadratic), gradient)
 
     return kinetic
 

@@ -37,26 +37,26 @@ import jax.numpy as jnp
 from einops import rearrange
 from folx.api import FwdJacobian, FwdLaplArray
 
-from fermiflow.hamiltonians.kinetic import (
-    _check_configuration,
-    _flat_log_psi,
-    _from_derivatives,
-    _gradient_fn,
-    _probes,
+from fermiflow.hamiltonians.log_psi_derivatives import (
+    DISTRIBUTIONS,
+    check_configuration,
+    flat_log_psi,
+    gradient_fn,
+    kinetic_from_derivatives,
+    probe_vectors,
 )
 from fermiflow.types import Array, ArrayLike, LogPsiFn, Params, PRNGKey
 from fermiflow.validation import check_positive_int
 
 __all__ = ["make_flow_kinetic_energy", "make_split_kinetic_energy"]
 
-_DISTRIBUTIONS = ("rademacher", "gaussian")
 SplitKineticFn = Callable[[PRNGKey, Params, ArrayLike], Array]
 
 
 def _check_options(n_probes: int, distribution: str, sparsity_threshold: float) -> int:
     n_probes = check_positive_int("n_probes", n_probes, "Use at least one probe.")
-    if distribution not in _DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}.")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}.")
     if not sparsity_threshold >= 0:
         raise ValueError(
             f"sparsity_threshold must be >= 0, got {sparsity_threshold}. Use 0 for dense Jacobians."
@@ -106,13 +106,13 @@ def make_split_kinetic_energy(
 
     def kinetic(key: PRNGKey, params: Params, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
-        _check_configuration(x)
+        check_configuration(x)
         dim = x.shape[-1]
         x_flat = rearrange(x, "n d -> (n d)")
-        f1 = _flat_log_psi(log_psi_exact, params, dim)
+        f1 = flat_log_psi(log_psi_exact, params, dim)
         # No jit here: the caller owns the jit boundary.
         exact = folx.forward_laplacian(f1, sparsity_threshold, disable_jit=True)(x_flat)
-        f2 = _flat_log_psi(log_psi_probed, params, dim)
+        f2 = flat_log_psi(log_psi_probed, params, dim)
         return _with_probed(key, exact.jacobian.dense_array, exact.laplacian, f2, x_flat,
                             n_probes, distribution)
 
@@ -122,10 +122,10 @@ def make_split_kinetic_energy(
 def _with_probed(key: PRNGKey, gradient: Array, laplacian: Array, f2: Callable,
                  x_flat: Array, n_probes: int, distribution: str) -> Array:
     """E_kin from exact derivatives of f1 and f2 with lap f2 by Hutchinson probes."""
-    gradient_2, hessian_vector = jax.linearize(_gradient_fn(f2, x_flat), x_flat)
-    probes = _probes(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
+    gradient_2, hessian_vector = jax.linearize(gradient_fn(f2, x_flat), x_flat)
+    probes = probe_vectors(key, (n_probes, x_flat.shape[0]), distribution, x_flat.dtype)
     quadratic = jax.vmap(lambda v: jnp.dot(v, hessian_vector(v)))(probes)
-    return _from_derivatives(laplacian + jnp.mean(quadratic), gradient + gradient_2)
+    return kinetic_from_derivatives(laplacian + jnp.mean(quadratic), gradient + gradient_2)
 
 
 def _jet_flow_kinetic_energy(log_slater_k: Callable, flow_apply: Callable, n_probes: int,
@@ -134,7 +134,7 @@ def _jet_flow_kinetic_energy(log_slater_k: Callable, flow_apply: Callable, n_pro
 
     def flow_kinetic(key: PRNGKey, params: Params, occ: ArrayLike, x: ArrayLike) -> Array:
         x, occ = jnp.asarray(x), jnp.asarray(occ)
-        _check_configuration(x)
+        check_configuration(x)
         zeta, jac, lap_zeta = flow_apply.forward_laplacian(params, x)
         # folx's dense Jacobian layout is (inputs, *value shape): jac[t, m] = d zeta_m / d x_t.
         start = FwdLaplArray(rearrange(zeta, "n d -> (n d)"), FwdJacobian.from_dense(jac.T),

@@ -364,6 +364,8 @@ def resolve(config: Config) -> Config:
              f"run.pretrain_batch must be >= 2, got {run.pretrain_batch}.")
     _require(run.n_eval_steps >= 4, "run.n_eval_steps must be >= 4 (blocking errors need "
                                     f"4 draws per walker), got {run.n_eval_steps}.")
+    _require(run.memory_gb is None or (math.isfinite(run.memory_gb) and run.memory_gb > 0),
+             f"run.memory_gb must be > 0 GB (or unset), got {run.memory_gb}.")
     _require(sampler.batch % opt.n_micro_batches == 0,
              f"sampler.batch={sampler.batch} must be divisible by optimizer.n_micro_batches="
              f"{opt.n_micro_batches}.")

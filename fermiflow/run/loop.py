@@ -10,7 +10,9 @@ itself). A run directory holds:
 - ``metrics.jsonl``: one JSON line per step with the step index, F, E, K, V, S and
   their errors (whole system, Hartree; S in k_B; null for a failed step), acceptance,
   width [Bohr], gradient norms, non-finite counts, ``update_applied`` and the step
-  time [s]; ``events.jsonl`` (rollbacks); ``pretrain.jsonl`` (p(K) pretraining);
+  time [s]; ``events.jsonl`` (rollbacks, compiles, the memory plan of
+  ``run.memory_gb``: :mod:`fermiflow.run.memory_plan`); ``pretrain.jsonl`` (p(K)
+  pretraining);
 - ``checkpoints/ckpt_<step>.msgpack`` (:mod:`fermiflow.run.checkpoint`), every
   ``run.checkpoint_every`` steps, at step 0 and at the end;
 - ``training.png``, ``summary.json`` and ``summary.txt``: the final estimates from
@@ -57,6 +59,7 @@ from fermiflow.run.config import (
     temperature_of,
 )
 from fermiflow.run.engine import Engine, build_engine
+from fermiflow.run.memory_plan import plan_memory
 from fermiflow.run.provenance import versions
 from fermiflow.run.reports import QUANTITIES, plot_training, summary_table
 
@@ -271,11 +274,16 @@ def start_run(config: Config, run_dir: str | Path) -> dict:
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "config.json").exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with "
                          f"`fermiflow resume {run_dir}` or pick a new --run-dir.")
+    if config.run.memory_gb is not None and config.system.kind != "classical":
+        config, plan = plan_memory(config, config.run.memory_gb)
+        print(f"fermiflow: {plan.describe()}", file=sys.stderr, flush=True)
     engine = build_engine(config)
     _sync("checked-run-dir")  # every process has looked before process 0 writes
     if _main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(config_to_json(config) + "\n")
+        if config.run.memory_gb is not None and config.system.kind != "classical":
+            _append_lines(run_dir / "events.jsonl", [{"event": "memory_plan", **plan._asdict()}])
     _write_json(run_dir / "versions.json", versions())
     state, pretrain_rows = engine.init()
     _append_lines(run_dir / "pretrain.jsonl", pretrain_rows)

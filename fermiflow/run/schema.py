@@ -139,6 +139,7 @@ class RunConfig:
     pretrain_optimizer: str = "adam"  # adam | sr (natural gradient, no trust region)
     pretrain_batch: int | None = None  # default: sampler.batch
     max_rollbacks: int = 3
+    memory_gb: float | None = None  # step memory budget per device: plans n_micro_batches
     learning_rate_backoff: float = 0.5
 
 

@@ -44,25 +44,35 @@ from fermiflow.sampling.dpp import (
 from fermiflow.types import Array, ArrayLike, PRNGKey
 from fermiflow.validation import check_positive
 
-__all__ = ["make_oscillator_dpp_sampler", "sample_hermite_squared"]
+__all__ = [
+    "envelope_mass",
+    "hermite_rejection",
+    "make_oscillator_dpp_sampler",
+    "sample_hermite_squared",
+]
 
 _MAX_TRIALS_PER_UNIT_MASS = 40
 
 
-def _envelope_mass(order: int) -> float:
+def envelope_mass(order: int) -> float:
     """M_n = (1 + 1/n)^n (n + 1), the mean number of trials for h_n^2."""
     return 1.0 if order == 0 else (1 + 1 / order) ** order * (order + 1)
 
 
-def _hermite_squared(key: PRNGKey, orders: Array, max_order: int, dtype) -> tuple[Array, Array]:
-    """Return (y, trials): y ~ h_{orders}^2 elementwise (shape of orders), and trial counts."""
+def hermite_rejection(key: PRNGKey, orders: Array, max_order: int, dtype) -> tuple[Array, Array]:
+    """Return (y, trials): y ~ h_{orders}^2 elementwise (shape of orders), and trial counts.
+
+    orders: any shape s, traced integers 0..max_order (static); y: s in dtype, NaN where
+    no proposal was accepted within the trial cap; trials: s int32, about
+    :func:`envelope_mass` on average. :func:`sample_hermite_squared` checks its inputs.
+    """
     n = orders.astype(dtype)
     t = n / (n + 1)
     sigma = jnp.sqrt(n + 0.5)
     # log of t^n sqrt(pi (1 - t^2)); t^0 = 1 at n = 0 (where log t = -inf).
     log_t = jnp.log(jnp.where(orders > 0, t, 1))
     log_scale = n * log_t + 0.5 * jnp.log(jnp.asarray(math.pi, dtype) * (1 - t * t))
-    max_trials = math.ceil(_MAX_TRIALS_PER_UNIT_MASS * _envelope_mass(max_order))
+    max_trials = math.ceil(_MAX_TRIALS_PER_UNIT_MASS * envelope_mass(max_order))
 
     def cond(carry):
         trial, done = carry[0], carry[1]
@@ -118,7 +128,7 @@ def sample_hermite_squared(key: PRNGKey, orders: ArrayLike, *, max_order: int, d
     if int(max_order) != max_order or max_order < 0:
         raise ValueError(f"max_order must be an integer >= 0, got {max_order!r}.")
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
-    return _hermite_squared(key, jnp.asarray(orders), int(max_order), dtype)[0]
+    return hermite_rejection(key, jnp.asarray(orders), int(max_order), dtype)[0]
 
 
 def make_oscillator_dpp_sampler(
@@ -186,7 +196,7 @@ def make_oscillator_dpp_sampler(
         def propose(key: PRNGKey, count: int) -> Array:
             key_mode, key_y = jax.random.split(key)
             picked = jax.random.randint(key_mode, (count,), 0, modes.shape[0])
-            y, _ = _hermite_squared(key_y, orders[picked], max_order, dtype)
+            y, _ = hermite_rejection(key_y, orders[picked], max_order, dtype)
             return y * jnp.asarray(length, dtype)
 
         return chain_rule_sample(key, features, propose, modes.shape[0], dim, dtype, n_candidates)

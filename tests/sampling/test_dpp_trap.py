@@ -14,8 +14,8 @@ from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.orbitals import make_oscillator_orbitals
 from fermiflow.models.wavefunction import make_log_psi
 from fermiflow.sampling.dpp_trap import (
-    _envelope_mass,
-    _hermite_squared,
+    envelope_mass,
+    hermite_rejection,
     make_oscillator_dpp_sampler,
     sample_hermite_squared,
 )
@@ -39,14 +39,14 @@ def test_hermite_rejection_has_the_exact_moments_and_trial_counts():
     # <y^2> = n + 1/2 and <y^4> = (6 n^2 + 6 n + 3) / 4 under h_n^2; M_n trials on average.
     batch, max_order = 10000, 4
     orders = jnp.tile(jnp.arange(max_order + 1), (batch, 1))
-    run = jax.jit(lambda key: _hermite_squared(key, orders, max_order, jnp.float64))
+    run = jax.jit(lambda key: hermite_rejection(key, orders, max_order, jnp.float64))
     y, trials = (np.asarray(a, np.float64) for a in run(jax.random.key(0)))
     n = np.arange(max_order + 1)
     for power, exact in ((2, n + 0.5), (4, (6 * n**2 + 6 * n + 3) / 4)):
         values = y**power
         stderr = values.std(0) / math.sqrt(batch)
         _assert_within(values.mean(0), stderr, exact, max_stderr=0.05 * exact)
-    mass = np.array([_envelope_mass(k) for k in n])
+    mass = np.array([envelope_mass(k) for k in n])
     stderr = np.sqrt(mass * (mass - 1) / batch) + 1e-12  # geometric variance; 0 at n = 0
     _assert_within(trials.mean(0), stderr, mass, max_stderr=0.02 * mass)
     assert np.all(trials[:, 0] == 1)  # h_0^2 is its own envelope
