@@ -29,6 +29,11 @@ CASES = {
     "trap_3d_depth3": dict(n_up=2, n_down=2, dim=3, box_length=None, depth=3),
     "trap_1d_depth1": dict(n_up=5, n_down=0, dim=1, box_length=None, depth=1, width_one=3),
 }
+# Two cases (box and trap, two spin blocks) run by default; the rest with -m slow
+# (one compile of 15-25 s each).
+DEFAULT = ("box_two_spins", "trap_two_spins")
+NAMES = [name if name in DEFAULT else pytest.param(name, marks=pytest.mark.slow)
+         for name in CASES]
 SCALE = {True: 20.0, False: 2.0}  # box (capped or small), trap: uncapped, keep it unfolded
 
 
@@ -81,7 +86,7 @@ def _compare(name):
     return jax.jit(compare)(params, x), x
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", NAMES)
 def test_jacobian_and_laplacian_match_autodiff(name):
     out, x = _compare(name)
     assert float(jnp.max(jnp.abs(out["zeta"] - x))) > 1e-4  # away from the identity
@@ -93,7 +98,7 @@ def test_jacobian_and_laplacian_match_autodiff(name):
     np.testing.assert_allclose(out["lap"], out["reference_lap"], rtol=0, atol=1e-10 * scale)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", NAMES)
 def test_log_det_and_custom_jvp_match_autodiff(name):
     out, x = _compare(name)
     zeta, log_det = out["apply"]
@@ -114,6 +119,7 @@ def test_newton_inverse_uses_the_structured_jacobian():
     np.testing.assert_allclose(invert_flow(flow.apply, params, zeta), x, atol=1e-12)
 
 
+@pytest.mark.slow  # float32 and vmapped compiles, 40 s
 def test_vmapped_walkers_and_float32():
     flow, params, x = _case("box_two_spins")
     assert isinstance(flow.apply, JetApply)

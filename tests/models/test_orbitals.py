@@ -121,6 +121,7 @@ def test_oscillator_orthonormal_up_to_shell_8(dim, omega):
     np.testing.assert_allclose(gram, np.eye(m), atol=1e-12)
 
 
+@pytest.mark.slow  # quadrature of high orders, about 40 s
 def test_oscillator_high_orders_stable_and_orthonormal():
     # Order 80: the naive H_n(y) / sqrt(2^n n!) form overflows float64 well before.
     spectrum = oscillator_spectrum(dim=1, n_shells=81, omega=1.0)

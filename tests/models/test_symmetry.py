@@ -91,6 +91,7 @@ def test_degenerate_modes_related_by_the_swap_have_equal_occupations():
     assert np.ptp(occupation) > 0.05  # a non-trivial distribution
 
 
+@pytest.mark.slow  # statistical, about 25 s; exact invariance stays in the default suite
 def test_sampling_is_exact(key):
     model, params, sets, _, _, _ = _setup(True)
     occ, log_p = jax.jit(model.sample, static_argnums=2)(key, params, 40_000)

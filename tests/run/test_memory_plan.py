@@ -53,6 +53,7 @@ def test_bad_budgets_are_refused_before_any_compile():
                                        "system.temperature=0.5"]), 1.0)
 
 
+@pytest.mark.slow  # two compiles of a full step, 65 s
 def test_micro_batches_lower_the_compiled_step_memory():
     one = step_memory_bytes(load_config(None, SMALL))
     four = step_memory_bytes(load_config(None, [*SMALL, "optimizer.n_micro_batches=4"]))

@@ -65,6 +65,7 @@ def _run(n_extra_sweeps=10):
     return traces, sets, exact, energies
 
 
+@pytest.mark.slow  # statistical, about 35 s
 def test_occupation_frequencies_match_enumerated_p():
     (occ, log_p, _, _), sets, exact, _ = _run()
     assert abs(exact.sum() - 1) < 1e-12
@@ -85,6 +86,7 @@ def test_occupation_frequencies_match_enumerated_p():
     assert scipy.stats.chisquare(counts, wrong * total).pvalue < SIGNIFICANCE
 
 
+@pytest.mark.slow  # statistical, 35 s
 def test_joint_moment_with_extra_sweeps_matches_exact():
     # E_K E_{x|K} sum r^2 = sum_K p(K) sum_{k in K} eps_k / omega (virial, omega = 1).
     (occ, _, r2, info), sets, exact, energies = _run()
@@ -167,6 +169,7 @@ _SHARDING_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # four-device subprocess, 1 min; tests/run/test_devices stays by default
 def test_four_device_mesh_gives_the_same_samples():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     env["JAX_PLATFORMS"] = "cpu"

@@ -157,6 +157,7 @@ def _negated_scales(params: JointParams) -> JointParams:
     return params._replace(wavefunction=flow_params)
 
 
+@pytest.mark.slow  # long chains, about 40 s
 def test_box_latent_matches_x_space_when_params_change_every_step():
     # Params alternate A, B, A, B, ... at every sample call: no re-thermalization,
     # yet the x of every B step must follow |Psi_K^B|^2 exactly.

@@ -167,6 +167,7 @@ def test_bad_arguments_raise():
         make_free_energy_loss(*args, temperature=1.0, n_micro_batches=0)
 
 
+@pytest.mark.slow  # about 30 s
 def test_control_variate_removes_between_set_noise_at_the_identity():
     # Ideal gas, backflow with both scales at 0 (exactly the identity): E_loc = E0(K)
     # per walker, so with E0 as the control variate every flow weight vanishes and

@@ -96,6 +96,7 @@ def test_guard_skips_updates_with_nonfinite_local_energies(key):
     assert int(new_state.step) == 1
 
 
+@pytest.mark.slow  # compiles the backflow step, about 35 s
 def test_step_is_traced_once(key):
     pieces = _pieces(flow="backflow")
     problem = pieces.problem
