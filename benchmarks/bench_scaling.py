@@ -112,7 +112,8 @@ def _parts(name: str, args: argparse.Namespace) -> dict[str, Any]:
     keys = jax.random.split(jax.random.key(3), b)
     row["kinetic"] = measure(jax.vmap(kinetic, (0, None, 0, 0)),
                              (keys, params.wavefunction, occ[:b], x[:b]), batch=b, **common)
-    row["sampler"] = measure(lambda k, s, p: pieces.sampler.sample(k, s, p)[0].occ,
+    # The whole new state is returned: an unused output would let XLA drop its work.
+    row["sampler"] = measure(lambda k, s, p: pieces.sampler.sample(k, s, p)[0],
                              (jax.random.key(4), state, params), batch=batch, **common)
     for part in ("log_psi", "kinetic", "sampler"):
         describe(f"{name} {part}", row[part])
