@@ -18,11 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pathlib
+import sys
 import time
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# Benchmark the fermiflow of this checkout, wherever the editable install points.
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from _common import REPO_ROOT, RESULTS_DIR, environment  # noqa: E402
 
