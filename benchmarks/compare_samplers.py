@@ -38,14 +38,17 @@ from fermiflow.training.step import make_evaluate  # noqa: E402
 CONFIG = REPO_ROOT / "configs" / "heg2d_n13_rs10_fast.toml"
 
 
-def _estimate(kind: str, args, params) -> dict:
+def _estimate(kind: str, args, params, stream: int) -> dict:
     overrides = [f"sampler.kind={kind}", f"sampler.batch={args.batch}",
                  f"sampler.n_sweeps={args.sweeps}",
                  f"sampler.n_extra_sweeps={args.extra_sweeps}",
                  f"run.pretrain_steps={args.pretrain}", "model.init_scale=0.05"]
     engine = build_engine(load_config(CONFIG, overrides))
     problem, sampler, loss = engine.pieces.problem, engine.pieces.sampler, engine.pieces.loss
-    key_init, key_therm, key_eval = jax.random.split(jax.random.key(args.seed + 1), 3)
+    # Independent keys per sampler: with a shared key both would draw the same K and
+    # the combined error below would overstate the error of the difference.
+    key = jax.random.fold_in(jax.random.key(args.seed + 1), stream)
+    key_init, key_therm, key_eval = jax.random.split(key, 3)
     state = sampler.init(key_init, params)
     start = time.perf_counter()
     state, _ = jax.jit(sampler.thermalize, static_argnums=3)(key_therm, state, params,
@@ -75,7 +78,7 @@ def main() -> None:
                                                "model.init_scale=0.05", "sampler.n_thermalize=1"]))
     state, _ = engine.init()  # pretrained p(K), flow at init_scale 0.05
     params = state.params
-    results = [_estimate(kind, args, params) for kind in ("exact", "latent")]
+    results = [_estimate(kind, args, params, i) for i, kind in enumerate(("exact", "latent"))]
     comparison = {}
     for q in "FEKVS":
         a, b = results[0][q], results[1][q]
