@@ -113,6 +113,7 @@ def test_log_det_and_custom_jvp_match_autodiff(name):
     np.testing.assert_allclose(out["custom_hessian"], out["reference_hessian"], atol=1e-10)
 
 
+@pytest.mark.slow  # 27 s; the exact sampler's tests invert the backflow by default
 def test_newton_inverse_uses_the_structured_jacobian():
     flow, params, x = _case("box_two_spins")
     zeta, _ = flow.apply(params, x)

@@ -179,6 +179,7 @@ def test_radial_term_obeys_its_tight_bound(system):
     assert 0.1 * bound < largest <= bound
 
 
+@pytest.mark.slow  # 25 s of compiles
 def test_stacked_radial_blocks_stay_bijective_and_symmetric():
     n_up, n_down, dim, length = SYSTEMS["2d_two_spins"]
     n, blocks = n_up + n_down, 3

@@ -151,7 +151,7 @@ def _evaluate(dim, seed):
     return out | dict(weights=weights, log_base=log_base)
 
 
-@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("dim", [pytest.param(1, marks=pytest.mark.slow), 2])  # 1D: 20 s
 def test_normalization_by_quadrature(dim, seed):
     """The integral of exp(log_prob) over R^(2 dim) is 1 (see _grid_1d, _grid_2d)."""
     r = _evaluate(dim, seed)

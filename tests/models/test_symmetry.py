@@ -66,7 +66,8 @@ def _image(occ, perm, species):
     return np.concatenate(out, axis=1)
 
 
-@pytest.mark.parametrize("spinful", [False, True])
+@pytest.mark.parametrize(  # the single-set variant compiles for 23 s: -m slow
+    "spinful", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_normalized_and_exactly_invariant(spinful):
     model, params, sets, maps, species, base = _setup(spinful)
     log_p = np.asarray(jax.jit(model.log_prob)(params, jnp.asarray(sets)))
