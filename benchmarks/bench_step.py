@@ -64,7 +64,7 @@ def _time_path(name: str, repeats: int, extra: list[str]) -> dict:
         state, metrics = jax.block_until_ready(compiled(state))
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
-        free.append(float(metrics.estimates.free_energy))
+        free.append(float(metrics.estimates.free_energy.value))
     median = statistics.median(times)
     row = {"settings": {"overrides": COMMON + PATHS[name] + extra, "config": str(CONFIG.name)},
            "compile_s": compile_s, "compile_cpu_s": compile_cpu_s, "repeats": repeats,
