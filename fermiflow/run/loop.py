@@ -274,6 +274,7 @@ def start_run(config: Config, run_dir: str | Path) -> dict:
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "config.json").exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with "
                          f"`fermiflow resume {run_dir}` or pick a new --run-dir.")
+    plan = None
     if config.run.memory_gb is not None and config.system.kind != "classical":
         config, plan = plan_memory(config, config.run.memory_gb)
         print(f"fermiflow: {plan.describe()}", file=sys.stderr, flush=True)
@@ -282,7 +283,7 @@ def start_run(config: Config, run_dir: str | Path) -> dict:
     if _main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(config_to_json(config) + "\n")
-        if config.run.memory_gb is not None and config.system.kind != "classical":
+        if plan is not None:
             _append_lines(run_dir / "events.jsonl", [{"event": "memory_plan", **plan._asdict()}])
     _write_json(run_dir / "versions.json", versions())
     state, pretrain_rows = engine.init()
