@@ -4,13 +4,14 @@ FermiNet-style one- and two-particle streams (arXiv:1909.02487) feed a residual 
 moves each particle along equivariant vectors:
 
   zeta_i = x_i + sum_{j != i} [s_pair tanh(b_ij) + f(d_ij)] u_ij
-           [+ s_one tanh(a_i) x_i  (trap)],
+           [+ s_one tanh(a_i) x_i  (trap)]  [+ s_free W^T h1_i  (box, optional)],
 
 where u_ij is r_ij = x_i - x_j in free space and (L / 2 pi) sin(2 pi r_ij / L) in the
-box, a_i and b_ij are read off the streams, and s_one, s_pair are learnable scales
-initialised to ``init_scale``. In the box f(d) = sum_k w_k exp(-d^2 / 2 sigma_k^2) is
-a learnable radial function of the smooth periodic distance (same- and
-opposite-spin weights w_k, sum initialised to ``init_scale``; absent in free space):
+box, a_i and b_ij are read off the streams, h1_i is the one-particle stream, and
+s_one, s_pair, s_free are learnable scales initialised to ``init_scale``. In the box
+f(d) = sum_k w_k exp(-d^2 / 2 sigma_k^2) is a learnable radial function of the smooth
+periodic distance (same- and opposite-spin weights w_k, sum initialised to
+``init_scale``; absent in free space):
 the classic two-body backflow, whose Lipschitz constant has a tight bound. Spin
 enters as a +-1 feature of each particle and the streams average over each spin
 block separately, so T is equivariant under permutations within a spin block but not
@@ -129,6 +130,7 @@ def make_backflow(
     n_radial: int | None = None,
     radial_blocks: int = 0,
     spin_symmetric: bool = False,
+    free_displacement: bool = False,
 ) -> Flow:
     """Build the residual backflow and its exact dense log-Jacobian.
 
@@ -160,6 +162,11 @@ def make_backflow(
       spin_symmetric: static, treat all electrons alike (no spin feature, one block,
         one radial weight row): T is then equivariant under every permutation, as the
         spin-adapted Psi_K of :func:`~fermiflow.models.wavefunction.make_log_psi` need.
+      free_displacement: static, box only: add s_free W^T h1_i, a free vector read
+        linearly off each particle's one-particle stream (FermiNet-style), so that a
+        particle may also move across its pair vectors. Periodic and translation
+        equivariant like the rest; counted in the certified bound as
+        |s_free| ||W|| Lip(H1).
 
     Returns:
       A :class:`Flow`; ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``
@@ -180,6 +187,9 @@ def make_backflow(
       ((3, 2), (), True)
     """
     n_up, n_down, dim, box_length = check_flow_system(n_up, n_down, dim, box_length)
+    if free_displacement and box_length is None:
+        raise ValueError("free_displacement: only in the box (a free vector breaks the "
+                         "rotation symmetry of a trap); set free_displacement=False.")
     shape = (n_up + n_down, dim)
     if spin_symmetric:  # the network sees one species: fully permutation-equivariant
         n_up, n_down = n_up + n_down, 0
@@ -195,6 +205,7 @@ def make_backflow(
         width_two=check_positive_int("width_two", width_two),
         n_frequencies=check_positive_int("n_frequencies", n_frequencies),
         init_scale=check_init_scale(init_scale),
+        free_displacement=bool(free_displacement),
     )
     module = BackflowParams(spec)
 

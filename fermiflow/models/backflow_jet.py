@@ -78,6 +78,7 @@ class BackflowSpec:
     max_lipschitz: float | None  # None: checked only (free space, or certify=False)
     n_radial: int  # radial pair Gaussians (box only; 0 in free space)
     radial_blocks: int  # further radial-only residual layers, each certified on its own
+    free_displacement: bool = False  # box: + s_free W h1_i, a free vector per particle
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
@@ -118,6 +119,10 @@ class BackflowParams(nn.Module):
         if spec.box_length is None:
             dense(1, name=f"Dense_{k + 1}")(jnp.zeros((1, one), dtype))
             self.param("scale_one", constant(spec.init_scale), (), dtype)
+        if spec.free_displacement:
+            dim = x.shape[1]
+            dense(dim, use_bias=False, name="displacement")(jnp.zeros((1, one), dtype))
+            self.param("scale_free", constant(spec.init_scale), (), dtype)
         for block in range(spec.radial_blocks):
             self.param(f"scale_radial_{block + 1}", radial, (2, spec.n_radial), dtype)
 
@@ -159,6 +164,9 @@ def _cap(spec: BackflowSpec, p: dict, n: int, dim: int) -> Array:
     bound = jnp.abs(p["scale_pair"]) * network_bound(
         lip_amplitude, n=n, dim=dim, box_length=spec.box_length
     )
+    if spec.free_displacement:  # Lip(s W^T h1) <= |s| ||W|| Lip(H1)
+        bound = bound + jnp.abs(p["scale_free"]) * spectral_norm(
+            p["displacement"]["kernel"]) * lip_one
     if spec.n_radial:
         bound = bound + _radial_bound(spec, p["scale_radial"], n)
     return certified_factor(bound, spec.max_lipschitz)
@@ -269,12 +277,16 @@ def backflow_jet(spec: BackflowSpec, params: Params, x: Array, order: int) -> Je
     amplitude = jet_linear(amplitude, lambda a: p["scale_pair"] * a)
     if spec.n_radial:
         amplitude = jet_add(amplitude, pair_combine(pairs["radial"], None, None))
+    factor = 1.0 if spec.max_lipschitz is None else _cap(spec, p, n, dim)
     if spec.max_lipschitz is not None:
-        factor = _cap(spec, p, n, dim)
         amplitude = jet_linear(amplitude, lambda a: factor * a)
     zeta = identity_jet(x, order)
     # u_ii = 0 exactly in both geometries, so j = i drops out of the sum.
     shift = pair_sum(amplitude, pairs["direction"])
+    if spec.free_displacement:
+        kernel = p["displacement"]["kernel"]
+        shift = jet_add(shift, jet_linear(
+            h_one, lambda a: (factor * p["scale_free"]) * (a @ kernel)))
     if spec.box_length is None:
         shift = jet_add(shift, _one_body(spec, p, h_one, zeta))
     zeta = jet_add(zeta, shift)

@@ -94,7 +94,8 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
     flow_options = {
         "backflow": dict(depth=m.depth, width_one=m.width_one, width_two=m.width_two,
                          n_frequencies=m.n_frequencies, init_scale=m.init_scale,
-                         radial_blocks=m.radial_blocks),
+                         radial_blocks=m.radial_blocks, free_displacement=m.free_displacement,
+                         certify=None if m.certify else False),
         "ode": dict(n_steps=m.ode_steps, hidden=m.width_one, init_scale=m.init_scale),
     }.get(m.flow)
     return make_quantum_problem(system, occupation=m.occupation,
@@ -111,14 +112,15 @@ def sampler_kind(config: Config) -> str:
     the determinantal point process of D_K, x = T^-1(zeta)) applies when |Psi_K|^2 is
     |D_K(T(x))|^2 |det J| with a residual flow that the fixed-point inverse handles:
     the backflow or the identity flow, and Psi_K a single product (not spin-adapted).
-    Elsewhere "auto" is the latent-space Metropolis sampler (box) or Metropolis (trap).
+    Elsewhere "auto" is the latent-space Metropolis sampler (box) or Metropolis (trap,
+    and an uncertified box backflow, whose inverse need not exist).
     """
     kind, model = config.sampler.kind, config.model
     if kind != "auto":
         return kind
-    if model.flow in ("backflow", "identity") and not model.spin_adapted:
+    if model.flow in ("backflow", "identity") and not model.spin_adapted and model.certify:
         return "exact"
-    if config.system.kind == "electron_gas" and not model.parity_flows:
+    if config.system.kind == "electron_gas" and not model.parity_flows and model.certify:
         return "latent"
     return "metropolis"
 

@@ -334,6 +334,11 @@ def resolve(config: Config) -> Config:
                  "model.parity_flows = true needs model.spin_adapted = true, sampler.kind = "
                  "'auto' or 'metropolis' and optimizer.kinetic = 'exact' (the latent samplers "
                  "and the split kinetic energy use one flow).")
+    _require((model.certify and not model.free_displacement) or (
+        system.kind == "electron_gas" and model.flow == "backflow"
+        and (model.certify or sampler.kind in ("auto", "metropolis"))),
+        "model.certify = false and model.free_displacement = true need the box backflow; "
+        "uncertified, sampler.kind must be 'auto' or 'metropolis' (the others invert T).")
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",

@@ -80,6 +80,10 @@ class ModelConfig:
     n_frequencies: int = 3
     init_scale: float = 1e-2
     radial_blocks: int = 0  # backflow in a box: extra certified radial pair layers
+    # backflow in a box: cap the residual so that it provably never folds (false: the
+    # fold weight is measured instead, fermiflow.observables.fold_weight)
+    certify: bool = True
+    free_displacement: bool = False  # backflow in a box: + a free vector per particle
     ode_steps: int = 8  # flow = "ode": RK4 steps on t in [0, 1] (hidden width: width_one)
     base_scale: float = 1.0  # classical flow: width of the Gaussian base, Bohr
 

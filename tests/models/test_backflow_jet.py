@@ -3,7 +3,7 @@
 The reference is ``jax.jacfwd`` / ``jax.hessian`` of the backflow's plain forward pass
 (order 0 of the same function, no custom JVP), for every architecture option: box and
 trap, one and two spin blocks, certified cap, radial pair term and radial blocks, a
-fully symmetric network, 1D to 3D, depth 1 to 3. Scales are raised far from the
+free one-body displacement, fully symmetric network, 1D to 3D, depth 1 to 3. Scales are raised far from the
 identity so that every term contributes.
 """
 
@@ -19,10 +19,10 @@ from fermiflow.models.backflow import make_backflow
 from fermiflow.models.flow import JetApply, invert_flow
 
 CASES = {
-    "box_two_spins": dict(n_up=3, n_down=2, dim=2, box_length=2.0),
+    "box_two_spins": dict(n_up=3, n_down=2, dim=2, box_length=2.0, free_displacement=True),
     "box_3d_radial_blocks": dict(n_up=4, n_down=0, dim=3, box_length=3.0, radial_blocks=2),
     "box_uncertified": dict(n_up=3, n_down=2, dim=2, box_length=2.0, certify=False,
-                            n_radial=0),
+                            n_radial=0, free_displacement=True),
     "box_symmetric": dict(n_up=3, n_down=1, dim=2, box_length=2.5, spin_symmetric=True,
                           radial_blocks=1),
     "trap_two_spins": dict(n_up=3, n_down=2, dim=2, box_length=None),

@@ -5,7 +5,8 @@ tripled) fold space for the uncertified backflow on about half of all configurat
 the certified one must stay a contraction-plus-identity there, checked on random
 configurations and at the worst points found by gradient ascent on ||d g / dx||.
 Since the cap is a scalar factor c / (|s| B), this also checks the bound
-||d g / dx|| <= |s| B of fermiflow.models.lipschitz for those parameters.
+||d g / dx|| <= |s| B of fermiflow.models.lipschitz for those parameters. The flows
+here carry the free one-body displacement too, so its term of the bound is checked.
 """
 
 import functools
@@ -45,7 +46,7 @@ def _setup(system, certify):
     n = n_up + n_down
     flow = make_backflow(
         n_up=n_up, n_down=n_down, dim=dim, box_length=length, certify=certify,
-        max_lipschitz=C,
+        max_lipschitz=C, free_displacement=True,
     )
     params = _amplified(flow.init(jax.random.key(1), jnp.zeros((n, dim))), 50.0, 3.0)
     x = jax.random.uniform(jax.random.key(2), (N_CONFIGS, n, dim), minval=0, maxval=length)
@@ -93,7 +94,7 @@ def test_certified_flow_never_folds_where_the_uncertified_one_does(system):
 @pytest.mark.parametrize("system", SYSTEMS_DEFAULT_2D)
 def test_cap_is_inactive_for_a_small_scale(system):
     n_up, n_down, dim, length = SYSTEMS[system]
-    kwargs = dict(n_up=n_up, n_down=n_down, dim=dim, box_length=length)
+    kwargs = dict(n_up=n_up, n_down=n_down, dim=dim, box_length=length, free_displacement=True)
     safe, unsafe = make_backflow(**kwargs), make_backflow(**kwargs, certify=False)
     x = jax.random.uniform(jax.random.key(3), (n_up + n_down, dim)) * length
     params = _amplified(safe.init(jax.random.key(4), x), 1e-5, 1.0)
@@ -122,6 +123,7 @@ def test_gradients_through_the_cap_are_finite_and_nonzero():
         (dict(box_length=2.0, max_lipschitz=1.0), "max_lipschitz"),
         (dict(box_length=2.0, max_lipschitz=0.0), "max_lipschitz"),
         (dict(box_length=2.0, certify="yes"), "certify"),
+        (dict(box_length=None, free_displacement=True), "free_displacement"),
     ],
 )
 def test_bad_certification_arguments_raise(kwargs, match):

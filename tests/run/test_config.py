@@ -243,3 +243,33 @@ def test_a_system_table_alone_is_a_runnable_config():
     with pytest.raises(ValueError, match="max_excitation must be > 0"):
         resolve(config_from_dict({"system": {"kind": "quantum_dot", "n_up": 1, "n_shells": 2,
                                              "beta": 1.0}, "model": {"max_excitation": -1.0}}))
+
+
+PAIR = GAS.replace("n_up = 13", "n_up = 2").replace("emax = 25", "emax = 6").replace(
+    "transformer", "categorical")
+
+
+def test_uncertified_and_free_displacement_options_reach_the_box_flow(tmp_path):
+    from fermiflow.run.build import sampler_kind
+    from fermiflow.run.engine import build_engine
+
+    path = _write(tmp_path, PAIR)
+    certified = load_config(path, ["model.free_displacement=true"])
+    assert sampler_kind(certified) == "exact"  # the certified flow still inverts exactly
+    names = " ".join(jax.tree_util.keystr(path) for path, _ in
+                     jax.tree_util.tree_flatten_with_path(build_engine(certified).template)[0])
+    assert "scale_free" in names and "displacement" in names
+    uncertified = load_config(path, ["model.certify=false"])
+    assert sampler_kind(uncertified) == "metropolis"  # T^-1 need not exist uncapped
+
+
+@pytest.mark.parametrize("gas, overrides", [
+    (False, ["model.free_displacement=true"]),  # the demo is a quantum dot
+    (False, ["model.certify=false"]),
+    (True, ["model.certify=false", "sampler.kind=latent"]),
+    (True, ["model.free_displacement=true", "model.flow=ode"]),
+])
+def test_bad_certify_or_free_displacement_is_one_line_before_compiling(tmp_path, gas, overrides):
+    path = _write(tmp_path, PAIR) if gas else None
+    with pytest.raises(ValueError, match="model.certify = false and model.free_displacement"):
+        load_config(path, overrides)
