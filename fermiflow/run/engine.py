@@ -31,9 +31,16 @@ from jax.sharding import NamedSharding, PartitionSpec
 from fermiflow.estimate import Thermodynamics
 from fermiflow.hamiltonians.references import classical_reference, ideal_reference
 from fermiflow.observables.thermodynamics import blocked_thermodynamics
-from fermiflow.run.build import Pieces, build_classical, build_pieces, reference_energy
+from fermiflow.run.build import (
+    Pieces,
+    build_classical,
+    build_pieces,
+    log_slater_k,
+    reference_energy,
+)
 from fermiflow.run.checkpoint import gather
 from fermiflow.run.config import Config
+from fermiflow.run.folds import make_fold_check
 from fermiflow.run.reports import thermo_columns
 from fermiflow.sampling.sharding import place, walker_mesh, walker_shardings
 from fermiflow.training.classical import (
@@ -203,11 +210,18 @@ def _build_quantum(config: Config, scale: float, devices: list | None) -> Engine
         return gather(state), rows
 
     evaluate = jax.jit(make_evaluate(sampler, loss), static_argnums=3)
+    fold_check = make_fold_check(config, problem, log_slater_k(problem))
 
     def final(state):
         key = jax.random.fold_in(state.key, 1)
-        _, values, _ = evaluate(key, state.sampler_state, state.params, r.n_eval_steps)
-        return blocked_thermodynamics(gather(values), problem.temperature)
+        walkers, values, _ = evaluate(key, state.sampler_state, state.params, r.n_eval_steps)
+        estimates, info = blocked_thermodynamics(gather(values), problem.temperature)
+        if fold_check is not None:  # an uncertified flow: its F needs the fold weight
+            walkers = gather(walkers)
+            info = {**info, "fold_weight": fold_check(
+                jax.random.fold_in(state.key, 6), walkers.occ,
+                walkers.walkers.chain.position, gather(state.params.wavefunction))}
+        return estimates, info
 
     counts = {"occupation": _n_params(params.occupation),
               "wavefunction": _n_params(params.wavefunction)}

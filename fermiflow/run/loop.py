@@ -59,6 +59,7 @@ from fermiflow.run.config import (
     temperature_of,
 )
 from fermiflow.run.engine import Engine, build_engine
+from fermiflow.run.folds import fold_weight_line
 from fermiflow.run.memory_plan import plan_memory
 from fermiflow.run.provenance import versions
 from fermiflow.run.reports import QUANTITIES, plot_training, summary_table
@@ -240,6 +241,8 @@ def _finish(run_dir: Path, config: Config, engine: Engine, state: Any) -> dict:
              f"final estimates from {info['n_samples']} fresh samples ({info['errors']})")
     text = summary_table(estimates, n_particles=n, reference=engine.reference,
                          exact=engine.exact, title=title)
+    if "fold_weight" in info:
+        text += "\n" + fold_weight_line(info["fold_weight"])
     defined = dict(zip(QUANTITIES, estimates, strict=True))
     summary = {"estimates": {q: e.to_dict() for q, e in defined.items() if e is not None},
                "evaluation": info, "reference": engine.reference,

@@ -2,9 +2,9 @@
 
 The reference is ``jax.jacfwd`` / ``jax.hessian`` of the backflow's plain forward pass
 (order 0 of the same function, no custom JVP), for every architecture option: box and
-trap, one and two spin blocks, certified cap, radial pair term and radial blocks, a
-free one-body displacement, fully symmetric network, 1D to 3D, depth 1 to 3. Scales are raised far from the
-identity so that every term contributes.
+trap, one and two spin blocks, certified cap, radial pair term and radial blocks, the
+free one-body displacement, a fully symmetric network, 1D to 3D, depth 1 to 3. Scales
+are raised far from the identity so that every term contributes.
 """
 
 import functools

@@ -232,3 +232,26 @@ def test_classical_run_is_variational(tmp_path):
     assert set(summary["estimates"]) == {"F", "E", "S"}  # no K, V for the classical gas
     assert [r["step"] for r in read_rows(tmp_path / "classical" / "metrics.jsonl")] == list(
         range(40))
+
+
+@pytest.mark.slow  # 25-60 s of compiles; the estimator itself is tested on an exact ring
+def test_uncertified_box_flow_reports_its_fold_weight(tmp_path):
+    """model.certify = false: the final estimates carry the fold weight and its verdict."""
+    from fermiflow.run.config import config_from_dict, resolve
+
+    config = resolve(config_from_dict({
+        "system": {"kind": "electron_gas", "dim": 2, "n_up": 2, "n_down": 0, "rs": 2.0,
+                   "theta": 1.0, "emax": 6, "twist": [0.25, 0.25]},
+        "model": {"occupation": "categorical", "certify": False, "free_displacement": True,
+                  "depth": 1, "width_one": 8, "width_two": 8},
+        "sampler": {"batch": 32, "n_sweeps": 2},
+        "optimizer": {"wavefunction": "adam", "wavefunction_learning_rate": 1e-3},
+        "run": {"n_steps": 2, "checkpoint_every": 2, "n_eval_steps": 4}}))
+    summary = start_run(config, tmp_path / "run")
+    fold = summary["evaluation"]["fold_weight"]
+    assert fold["n_chains"] == 32 and fold["n_samples"] == 32 * 200
+    assert 0 <= fold["value"] <= 1 and np.isfinite(fold["error"])
+    assert 0 < fold["acceptance"] < 1
+    # Two steps from a near-identity flow: no fold anywhere, so the verdict is "below".
+    assert fold["tempered_fraction"] == 0 and fold["below_bound"]
+    assert "fold weight (uncertified flow)" in (tmp_path / "run" / "summary.txt").read_text()
