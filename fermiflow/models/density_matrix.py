@@ -41,6 +41,7 @@ from fermiflow.models.categorical import (
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.ode_flow import make_ode_flow
 from fermiflow.models.orbitals import make_oscillator_orbitals, make_plane_wave_orbitals
+from fermiflow.models.sector_flows import momentum_class, stacked_flows
 from fermiflow.models.symmetry import (
     make_symmetric_model,
     oscillator_symmetries,
@@ -86,6 +87,8 @@ class QuantumProblem(NamedTuple):
       occupation_states: (S, n) the sets of a categorical or ground-state model,
         None for the transformer (all C(m, n) sets).
       spin_adapted: whether Psi_K are spin-block exchange combinations.
+      single_flow: whether ``flow.apply`` is the flow of every Psi_K (False with
+        parity or momentum-class flows, whose params hold several flows).
     """
 
     system: Any
@@ -102,7 +105,7 @@ class QuantumProblem(NamedTuple):
     orbitals: Callable[..., Array]
     occupation_states: np.ndarray | None
     spin_adapted: bool = False
-    spin_adapted: bool = False
+    single_flow: bool = True
 
     @property
     def n(self) -> int:
@@ -199,6 +202,7 @@ def make_quantum_problem(
     occupation_symmetry: bool = True,
     spin_adapted: bool = False,
     parity_flows: bool = False,
+    momentum_flows: bool = False,
 ) -> QuantumProblem:
     """Build the models and energies of an electron gas or a quantum dot.
 
@@ -222,6 +226,9 @@ def make_quantum_problem(
       parity_flows: static, with spin_adapted: separate flows for the even and the odd
         exchange sectors (the flow params are ``{"even": ..., "odd": ...}`` and
         ``flow.apply`` is the even sector's; see ``make_log_psi``).
+      momentum_flows: static, box only: one flow per parity class of the total
+        momentum (:mod:`fermiflow.models.sector_flows`; with parity_flows, per exchange
+        sector and class).
 
     Returns:
       A :class:`QuantumProblem`.
@@ -283,14 +290,23 @@ def make_quantum_problem(
             n_up=system.n_up, n_down=system.n_down, dim=system.dim,
             box_length=box_length, **options,
         )
+    sector, n_sectors = None, 1
+    if momentum_flows:
+        if box_length is None:
+            raise ValueError("momentum_flows=True needs a periodic box (a trap does not "
+                             "conserve momentum); pass momentum_flows=False.")
+        sector, n_sectors = momentum_class(system.spectrum.quantum_numbers)
     log_psi = make_log_psi(
         orbitals=orbitals, flow_apply=flow_model.apply,
         n_up=system.n_up, n_down=system.n_down, spin_adapted=spin_adapted,
-        parity_flows=parity_flows,
+        parity_flows=parity_flows, flow_sector=sector,
     )
+    if momentum_flows:
+        flow_model = stacked_flows(flow_model, n_sectors)
     if parity_flows:
         flow_model = _parity_pair(flow_model)
     return QuantumProblem(
         system, system.n_up, system.n_down, system.dim, box_length, temperature,
         energies, model, flow_model, log_psi, potential, orbitals, states, spin_adapted,
+        not (parity_flows or momentum_flows),
     )

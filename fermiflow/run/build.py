@@ -102,7 +102,8 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
                                 occupation_options=occupation_options, flow=m.flow,
                                 flow_options=flow_options,
                                 occupation_symmetry=m.occupation_symmetry,
-                                spin_adapted=m.spin_adapted, parity_flows=m.parity_flows)
+                                spin_adapted=m.spin_adapted, parity_flows=m.parity_flows,
+                                momentum_flows=m.momentum_flows)
 
 
 def sampler_kind(config: Config) -> str:
@@ -113,14 +114,15 @@ def sampler_kind(config: Config) -> str:
     |D_K(T(x))|^2 |det J| with a residual flow that the fixed-point inverse handles:
     the backflow or the identity flow, and Psi_K a single product (not spin-adapted).
     Elsewhere "auto" is the latent-space Metropolis sampler (box) or Metropolis (trap,
-    and an uncertified box backflow, whose inverse need not exist).
+    an uncertified box backflow, whose inverse need not exist, and several flows).
     """
     kind, model = config.sampler.kind, config.model
     if kind != "auto":
         return kind
-    if model.flow in ("backflow", "identity") and not model.spin_adapted and model.certify:
+    one_flow = model.certify and not (model.parity_flows or model.momentum_flows)
+    if model.flow in ("backflow", "identity") and not model.spin_adapted and one_flow:
         return "exact"
-    if config.system.kind == "electron_gas" and not model.parity_flows and model.certify:
+    if config.system.kind == "electron_gas" and one_flow:
         return "latent"
     return "metropolis"
 

@@ -38,6 +38,7 @@ from fermiflow.hamiltonians.spectrum import oscillator_spectrum, plane_wave_spec
 from fermiflow.hamiltonians.systems import ClassicalCoulombGas, ElectronGas, QuantumDot
 from fermiflow.hamiltonians.units import electron_gas_scales
 from fermiflow.run.demo import DEMO_TOML
+from fermiflow.run.model_checks import check_model_options
 from fermiflow.run.schema import (
     KIND_DEFAULTS,
     KIND_KEYS,
@@ -323,28 +324,7 @@ def resolve(config: Config) -> Config:
             # weights below e^-14 = 8e-7 of it.
             model = dataclasses.replace(
                 model, max_excitation=DEFAULT_EXCITATION_T * temperature_of(system))
-    if sampler.kind == "exact":
-        _require(model.flow != "ode" and not model.spin_adapted,
-                 "sampler.kind = 'exact' samples |D_K(T(x))|^2 |det J| with a residual-flow "
-                 "inverse: it needs model.flow = 'backflow' or 'identity' and "
-                 "model.spin_adapted = false; use sampler.kind = 'auto'.")
-    if model.parity_flows:
-        _require(model.spin_adapted and sampler.kind in ("auto", "metropolis")
-                 and opt.kinetic == "exact",
-                 "model.parity_flows = true needs model.spin_adapted = true, sampler.kind = "
-                 "'auto' or 'metropolis' and optimizer.kinetic = 'exact' (the latent samplers "
-                 "and the split kinetic energy use one flow).")
-    _require((model.certify and not model.free_displacement) or (
-        system.kind == "electron_gas" and model.flow == "backflow"
-        and (model.certify or sampler.kind in ("auto", "metropolis"))),
-        "model.certify = false and model.free_displacement = true need the box backflow; "
-        "uncertified, sampler.kind must be 'auto' or 'metropolis' (the others invert T).")
-    if model.flow == "ode":
-        _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
-                 and sampler.kind == "metropolis",
-                 "model.flow = 'ode' needs optimizer.laplacian = 'jvp_loop', optimizer.kinetic "
-                 "= 'exact' and sampler.kind = 'metropolis' (folx cannot trace the RK4 loop of "
-                 "the ODE flow; the latent sampler is not tested with it).")
+    check_model_options(system.kind, model, sampler, opt)
     positive = {"sampler.batch": sampler.batch, "model.ode_steps": model.ode_steps,
                 "sampler.n_sweeps": sampler.n_sweeps,
                 "run.n_steps": run.n_steps, "run.log_every": run.log_every,

@@ -29,12 +29,13 @@ def make_fold_check(config: Any, problem: Any, log_slater: Callable) -> Callable
     """Return ``check(key, occ: (b, n), x: (b, n, dim), params) -> dict``, or None.
 
     None where no check is needed or possible: a certified flow, a trap (its flow is
-    checked by NaN rejection and ``fermiflow observe``), the identity or ODE flow, or
-    spin-adapted Psi_K (not a single D_K(T(x)) |det J|^(1/2)).
+    checked by NaN rejection and ``fermiflow observe``), the identity or ODE flow,
+    spin-adapted Psi_K (not a single D_K(T(x)) |det J|^(1/2)) or several flows
+    (refused by the config check).
     """
     model = config.model
     if (model.certify or problem.box_length is None or model.flow != "backflow"
-            or problem.spin_adapted):
+            or problem.spin_adapted or not problem.single_flow):
         return None
     log_weight = make_flow_log_weight(problem.flow.apply, log_slater)
 

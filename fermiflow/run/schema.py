@@ -73,6 +73,8 @@ class ModelConfig:
     spin_adapted: bool = False
     # with spin_adapted: separate flows for the even and the odd exchange sectors
     parity_flows: bool = False
+    # box: one flow per parity class of the total momentum (models/sector_flows.py)
+    momentum_flows: bool = False
     flow: str = "backflow"  # backflow | identity | ode
     depth: int = 2
     width_one: int = 16
