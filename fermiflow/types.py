@@ -50,10 +50,16 @@ class Flow(NamedTuple):
       init: ``(key, x: (n, dim)) -> params``.
       apply: ``(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())`` with
         ``log_det = log|det d zeta / d x|``.
+      prepare: ``params -> params`` that precomputes what depends on the params
+        alone (the certified cap of the box backflow), for callers that select
+        params per walker (outside the walker vmap, so that no per-walker SVD runs),
+        or None where there is nothing to precompute. ``apply`` gives the same
+        result on prepared and plain params.
     """
 
     init: Callable[[PRNGKey, Array], Params]
     apply: Callable[[Params, Array], tuple[Array, Array]]
+    prepare: Callable[[Params], Params] | None = None
 
 
 class Algorithm(NamedTuple):

@@ -57,6 +57,7 @@ from fermiflow.models.backflow_jet import (
     BackflowParams,
     BackflowSpec,
     backflow_jet,
+    certified_cap,
 )
 from fermiflow.models.flow import Flow, JetApply, check_flow_system, check_init_scale
 from fermiflow.types import Array, ArrayLike, Params, PRNGKey
@@ -218,4 +219,7 @@ def make_backflow(
         chex.assert_shape(x, shape)
         return backflow_jet(spec, params, x, order)
 
-    return Flow(init, JetApply(jet))
+    def prepare(params: Params) -> Params:
+        return certified_cap(spec, params, dim)
+
+    return Flow(init, JetApply(jet), prepare if spec.max_lipschitz is not None else None)

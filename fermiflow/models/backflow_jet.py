@@ -57,7 +57,7 @@ from fermiflow.models.lipschitz import (
 )
 from fermiflow.types import Array, Params
 
-__all__ = ["RADIAL_WIDTHS", "BackflowParams", "BackflowSpec", "backflow_jet"]
+__all__ = ["RADIAL_WIDTHS", "BackflowParams", "BackflowSpec", "backflow_jet", "certified_cap"]
 
 # Widths sigma_k of the radial pair Gaussians, as fractions of the box side.
 RADIAL_WIDTHS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
@@ -241,6 +241,18 @@ def _one_body(spec: BackflowSpec, p: dict, h_one: Jet, x: Jet) -> Jet:
     return Jet(value, jac, lap)
 
 
+def certified_cap(spec: BackflowSpec, params: Params, dim: int) -> Params:
+    """Return the params with the certified factor precomputed under ``"cap"``: ().
+
+    :func:`backflow_jet` then uses it instead of computing the spectral norms
+    (SVDs) again, e.g. per walker after a per-walker selection of params.
+    """
+    if spec.max_lipschitz is None:
+        return params
+    p = dict(params["params"])
+    return {**params, "cap": _cap(spec, p, spec.n_up + spec.n_down, dim)}
+
+
 def _radial_layer(spec: BackflowSpec, weights: Array, r: Array) -> Array:
     """sum_k w_k phi_k(d_ij) u_ij, times its certified factor: (n, n, dim)."""
     geometry = displacement_geometry(r, spec.box_length)
@@ -277,8 +289,9 @@ def backflow_jet(spec: BackflowSpec, params: Params, x: Array, order: int) -> Je
     amplitude = jet_linear(amplitude, lambda a: p["scale_pair"] * a)
     if spec.n_radial:
         amplitude = jet_add(amplitude, pair_combine(pairs["radial"], None, None))
-    factor = 1.0 if spec.max_lipschitz is None else _cap(spec, p, n, dim)
-    if spec.max_lipschitz is not None:
+    factor = 1.0
+    if spec.max_lipschitz is not None:  # precomputed by certified_cap, or computed here
+        factor = params["cap"] if "cap" in params else _cap(spec, p, n, dim)
         amplitude = jet_linear(amplitude, lambda a: factor * a)
     zeta = identity_jet(x, order)
     # u_ii = 0 exactly in both geometries, so j = i drops out of the sum.

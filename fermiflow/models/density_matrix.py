@@ -41,7 +41,7 @@ from fermiflow.models.categorical import (
 from fermiflow.models.flow import make_identity_flow
 from fermiflow.models.ode_flow import make_ode_flow
 from fermiflow.models.orbitals import make_oscillator_orbitals, make_plane_wave_orbitals
-from fermiflow.models.sector_flows import momentum_class, stacked_flows
+from fermiflow.models.sector_flows import make_sector_select, momentum_class, stacked_flows
 from fermiflow.models.symmetry import (
     make_symmetric_model,
     oscillator_symmetries,
@@ -290,16 +290,17 @@ def make_quantum_problem(
             n_up=system.n_up, n_down=system.n_down, dim=system.dim,
             box_length=box_length, **options,
         )
-    sector, n_sectors = None, 1
+    select = None
     if momentum_flows:
         if box_length is None:
             raise ValueError("momentum_flows=True needs a periodic box (a trap does not "
                              "conserve momentum); pass momentum_flows=False.")
-        sector, n_sectors = momentum_class(system.spectrum.quantum_numbers)
+        sector_of, n_sectors = momentum_class(system.spectrum.quantum_numbers)
+        select = make_sector_select(flow_model, n_sectors, sector_of)
     log_psi = make_log_psi(
         orbitals=orbitals, flow_apply=flow_model.apply,
         n_up=system.n_up, n_down=system.n_down, spin_adapted=spin_adapted,
-        parity_flows=parity_flows, flow_sector=sector,
+        parity_flows=parity_flows, flow_select=select,
     )
     if momentum_flows:
         flow_model = stacked_flows(flow_model, n_sectors)

@@ -29,7 +29,7 @@ import numpy as np
 
 from fermiflow.types import Array, ArrayLike, Flow, Params, PRNGKey
 
-__all__ = ["momentum_class", "select_sector", "stacked_flows"]
+__all__ = ["make_sector_select", "momentum_class", "stacked_flows"]
 
 
 def momentum_class(quantum_numbers: ArrayLike) -> tuple[Callable[[Array], Array], int]:
@@ -65,15 +65,34 @@ def stacked_flows(flow: Flow, count: int) -> Flow:
     """Return ``count`` independent copies of a flow, params stacked on a leading axis.
 
     ``apply`` of the result uses copy 0 (for callers that need one representative);
-    :func:`select_sector` picks the copy of a state.
+    :func:`make_sector_select` picks the copy of a state.
     """
 
     def init(key: PRNGKey, x: Array) -> Params:
         return jax.vmap(lambda k: flow.init(k, x))(jax.random.split(key, count))
 
-    return Flow(init, lambda params, x: flow.apply(select_sector(params, 0), x))
+    return Flow(init, lambda params, x: flow.apply(_copy(params, 0), x))
 
 
-def select_sector(params: Params, sector: ArrayLike) -> Params:
-    """Return the params of one copy (index ``sector``) of :func:`stacked_flows` params."""
-    return jax.tree.map(lambda leaf: leaf[sector], params)
+def _copy(params: Params, index: ArrayLike) -> Params:
+    return jax.tree.map(lambda leaf: leaf[index], params)
+
+
+def make_sector_select(
+    flow: Flow, count: int, sector_of: Callable[[Array], Array]
+) -> Callable[[Params, Array], Params]:
+    """Return ``select(stacked_params, occ: (n,)) -> params`` of copy ``sector_of(occ)``.
+
+    Each copy is first prepared (``flow.prepare``: the certified cap's SVDs) from the
+    stacked params, which a walker vmap leaves unbatched, so those run once per copy;
+    only the prepared params are then gathered per walker. (A per-walker SVD is a
+    batched LAPACK call, which can deadlock jaxlib's CPU thread pool on 2 cores.)
+    """
+
+    def select(params: Params, occ: Array) -> Params:
+        if flow.prepare is not None:
+            params = jax.tree.map(lambda *leaves: jnp.stack(leaves),
+                                  *[flow.prepare(_copy(params, s)) for s in range(count)])
+        return _copy(params, sector_of(occ))
+
+    return select

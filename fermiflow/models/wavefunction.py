@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fermiflow.hamiltonians.spectrum import Spectrum, check_enough_modes
-from fermiflow.models.sector_flows import select_sector
 from fermiflow.models.slater import log_slater
 from fermiflow.types import Array, ArrayLike, Params
 from fermiflow.validation import check_nonnegative_int
@@ -39,7 +38,7 @@ def make_log_psi(
     *, orbitals: OrbitalFn, flow_apply: FlowApply, n_up: int, n_down: int,
     spin_adapted: bool = False,
     parity_flows: bool = False,
-    flow_sector: Callable[[Array], Array] | None = None,
+    flow_select: Callable[[Params, Array], Params] | None = None,
 ) -> LogPsiK:
     """Build log Psi_K(x) for a flow and a set of single-particle orbitals.
 
@@ -59,12 +58,11 @@ def make_log_psi(
         at q. For a flow equivariant under the exchange P of the spin blocks, Psi_K(P x)
         = s Psi_K(x) whatever the flow, so even and odd states stay orthogonal with
         different flows, and each sector is orthonormal with its own.
-      flow_sector: static, None or ``(occ: (n,)) -> () int``: the flow params (of each
-        exchange sector) are copies stacked on a leading axis
-        (:func:`~fermiflow.models.sector_flows.stacked_flows`) and Psi_K uses copy
-        ``flow_sector(K)``; valid where states of different sectors are orthogonal
-        whatever the flows, e.g. by total momentum
-        (:func:`~fermiflow.models.sector_flows.momentum_class`).
+      flow_select: static, None or ``(params, occ: (n,)) -> params``: the flow params
+        (of each exchange sector) hold several flows and Psi_K uses
+        ``flow_select(params, K)``; valid where states of different sectors are
+        orthogonal whatever the flows, e.g. one flow per total-momentum class
+        (:func:`~fermiflow.models.sector_flows.make_sector_select`).
 
     Returns:
       ``log_psi(params, occ: (n,) int, x: (n, dim)) -> ()`` complex, n = n_up +
@@ -121,8 +119,8 @@ def make_log_psi(
         return jnp.where(_exchange_sign(occ[:n_up], occ[n_up:]) > 0, even, odd)
 
     def combination(params: Params, occ: Array, x: Array) -> Array:
-        if flow_sector is not None:
-            params = select_sector(params, flow_sector(occ))
+        if flow_select is not None:
+            params = flow_select(params, occ)
         zeta, log_det = flow_apply(params, x)
         value = 0.5 * log_det - log_norm + products(occ, zeta)
         if not spin_adapted:

@@ -20,7 +20,7 @@ from fermiflow.hamiltonians.systems import ElectronGas
 from fermiflow.models.backflow import make_backflow
 from fermiflow.models.density_matrix import make_quantum_problem
 from fermiflow.models.orbitals import make_plane_wave_orbitals
-from fermiflow.models.sector_flows import momentum_class, stacked_flows
+from fermiflow.models.sector_flows import make_sector_select, momentum_class, stacked_flows
 from fermiflow.models.wavefunction import make_log_psi
 
 GAS = ElectronGas(n_up=2, n_down=0, dim=2, rs=2.0, theta=1.0, emax=3, twist=(0.25, 0.25))
@@ -42,7 +42,8 @@ def _gram(rule: str) -> np.ndarray:
         flow.init(jax.random.key(0), jnp.zeros((2, 2))))
     log_psi = make_log_psi(orbitals=make_plane_wave_orbitals(GAS.spectrum, length),
                            flow_apply=backflow.apply,
-                           n_up=2, n_down=0, flow_sector=sector)
+                           n_up=2, n_down=0,
+                           flow_select=make_sector_select(backflow, count, sector))
     g = (jnp.arange(M) + 0.5) / M * length
     grid = jnp.stack(jnp.meshgrid(g, g, g + 0.3 * length / M, g + 0.3 * length / M,
                                   indexing="ij"), -1).reshape(-1, 2, 2)
@@ -82,3 +83,36 @@ def test_momentum_flows_in_a_trap_and_bad_labels_raise():
                              occupation_options={"max_excitation": 5.0}, momentum_flows=True)
     with pytest.raises(ValueError, match="quantum_numbers"):
         momentum_class(np.zeros((3, 2)))
+
+
+def _primitives(jaxpr):
+    """Yield every equation of a closed jaxpr, sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else [value]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _primitives(inner)
+
+
+def test_certified_caps_are_computed_once_per_flow_not_per_walker():
+    """A per-walker SVD is a batched LAPACK call: it deadlocked jaxlib's 2-core pool."""
+    problem = make_quantum_problem(GAS, occupation="categorical",
+                                   occupation_options={"max_excitation": 5.0},
+                                   momentum_flows=True)
+    params = problem.flow.init(jax.random.key(0), jnp.zeros((2, 2)))
+    occ = jnp.asarray(STATES)
+    x = jax.random.uniform(jax.random.key(1), (len(STATES), 2, 2)) * GAS.box_length
+
+    def total(p):
+        return jnp.sum(jax.vmap(lambda k, y: problem.log_psi(p, k, y))(occ, x).real)
+
+    jaxpr = jax.make_jaxpr(jax.value_and_grad(total))(params)
+    svds = [e for e in _primitives(jaxpr.jaxpr) if e.primitive.name == "svd"]
+    assert svds and all(e.invars[0].aval.ndim == 2 for e in svds)  # unbatched only
+    # The prepared (cap precomputed) params give the same Psi_K as the plain ones.
+    flow = make_backflow(n_up=2, n_down=0, dim=2, box_length=GAS.box_length)
+    plain = flow.init(jax.random.key(2), x[0])
+    np.testing.assert_array_equal(flow.apply(plain, x[0])[0],
+                                  flow.apply(flow.prepare(plain), x[0])[0])
