@@ -139,6 +139,8 @@ def occupation_energies(mode_energies: np.ndarray, occ: np.ndarray) -> np.ndarra
 def _occupation_model(kind, system, energies, temperature, options):
     n_up, n_down, m = system.n_up, system.n_down, len(energies)
     if kind == "transformer":
+        if temperature > 0 and "mode_bias" not in options:  # start near Boltzmann weights
+            options = {**options, "mode_bias": -(energies - energies.min()) / temperature}
         if n_down == 0:
             return make_set_transformer(n_modes=m, n_particles=n_up, **options), None
         model = make_spinful_set_transformer(n_modes=m, n_up=n_up, n_down=n_down, **options)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fermiflow.types import Array
 from fermiflow.validation import check_positive_int
@@ -112,6 +113,7 @@ class CausalTransformer(nn.Module):
       n_heads: attention heads.
       hidden: width of the MLP hidden layer.
       param_dtype: dtype of the parameters (the computation follows it).
+      mode_bias: initial bias of the output logits (n_modes floats), or None for 0.
     """
 
     n_tokens: int
@@ -122,6 +124,7 @@ class CausalTransformer(nn.Module):
     n_heads: int
     hidden: int
     param_dtype: jnp.dtype = jnp.float32
+    mode_bias: tuple[float, ...] | None = None
 
     def setup(self):
         """Declare the submodules (shared by __call__ and step)."""
@@ -135,11 +138,17 @@ class CausalTransformer(nn.Module):
             for _ in range(self.n_layers)
         ]
         self.norm_out = nn.LayerNorm(param_dtype=dtype)
-        # Small output weights: the conditionals start close to uniform.
+        # Small output weights: the conditionals start close to softmax(mode_bias)
+        # (uniform without one).
+        bias = nn.initializers.zeros
+        if self.mode_bias is not None:
+            values = self.mode_bias
+            bias = lambda key, shape, dtype: jnp.asarray(values, dtype)  # noqa: E731
         self.head = nn.Dense(
             self.n_modes,
             param_dtype=dtype,
             kernel_init=nn.initializers.normal(0.01),
+            bias_init=bias,
         )
 
     def __call__(self, tokens: Array) -> Array:
@@ -182,6 +191,7 @@ def make_causal_transformer(
     n_heads: int,
     hidden: int,
     param_dtype: jnp.dtype = jnp.float32,
+    mode_bias=None,
 ) -> CausalTransformer:
     """Validate the sizes and build a :class:`CausalTransformer`.
 
@@ -194,6 +204,8 @@ def make_causal_transformer(
       n_heads: static, attention heads, >= 1.
       hidden: static, MLP hidden width, >= 1.
       param_dtype: static, dtype of the parameters.
+      mode_bias: static, None or (n_modes,) initial logit bias (e.g. -(e_k - e_0) / T,
+        so that the conditionals start near Boltzmann weights of the modes).
 
     Returns:
       The flax module; tokens (batch, n) int -> logits (batch, n, n_modes).
@@ -219,4 +231,10 @@ def make_causal_transformer(
             f"model_size={model_size} is not divisible by n_heads={n_heads}; "
             "choose model_size as a multiple of n_heads."
         )
-    return CausalTransformer(**sizes, hidden=hidden, param_dtype=param_dtype)
+    if mode_bias is not None:
+        mode_bias = tuple(float(b) for b in np.asarray(mode_bias, np.float64).reshape(-1))
+        if len(mode_bias) != n_modes or not np.all(np.isfinite(mode_bias)):
+            raise ValueError(f"mode_bias must hold {n_modes} finite values, got "
+                             f"{len(mode_bias)}.")
+    return CausalTransformer(**sizes, hidden=hidden, param_dtype=param_dtype,
+                             mode_bias=mode_bias)

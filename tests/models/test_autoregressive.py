@@ -270,3 +270,19 @@ def test_set_transformer_rejects_bad_sizes(kwargs, match):
 def test_spinful_rejects_bad_sizes(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_spinful_set_transformer(**kwargs)
+
+
+def test_mode_bias_starts_one_particle_near_its_boltzmann_weights():
+    energies = np.linspace(0.0, 3.0, 7)
+    model = make_set_transformer(n_modes=7, n_particles=1, param_dtype=jnp.float64,
+                                 mode_bias=-energies / 0.5)
+    params = model.init(jax.random.key(0))
+    log_p = model.log_prob(params, jnp.arange(7)[:, None])
+    boltzmann = -energies / 0.5 - np.log(np.sum(np.exp(-energies / 0.5)))
+    # The head's kernel starts at normal(0.01): only its bias sets the first logits.
+    np.testing.assert_allclose(log_p, boltzmann, atol=0.1)
+    uniform = make_set_transformer(n_modes=7, n_particles=1, param_dtype=jnp.float64)
+    flat = uniform.log_prob(uniform.init(jax.random.key(0)), jnp.arange(7)[:, None])
+    assert float(jnp.max(jnp.abs(flat - flat.mean()))) < 0.1  # no bias: near uniform
+    with pytest.raises(ValueError, match="mode_bias must hold 7"):
+        make_set_transformer(n_modes=7, n_particles=1, mode_bias=[0.0, 1.0])
