@@ -28,7 +28,9 @@ def _lines(path: pathlib.Path) -> list[dict]:
 
 def _per_particle(estimates: dict, n: int) -> dict:
     out = {}
-    for name, (value, err) in estimates.items():
+    for name, entry in estimates.items():
+        # summary.json holds {"value", "error", ...} per quantity ([value, error] before)
+        value, err = (entry["value"], entry["error"]) if isinstance(entry, dict) else entry
         if name == "S":
             out[name] = {"per_particle_kB": [value / n, err / n]}
         else:
