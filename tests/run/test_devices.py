@@ -70,6 +70,7 @@ def _tiny(tmp_path: Path, n_steps: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # ~70 s of compiles; the sampler's four-device test stays default
 def test_four_devices_give_the_params_of_one_device(tmp_path):
     """5 training steps (SR for both networks) on a 4-device mesh vs one device."""
     result = subprocess.run(

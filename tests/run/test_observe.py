@@ -204,6 +204,7 @@ pretrain_steps = 30
 """
 
 
+@pytest.mark.slow  # ~45 s, statistical; g(r) and S(k) have exact unit tests
 def test_pair_correlation_and_structure_factor_match_the_exact_mixture(tmp_path):
     """With the identity flow, x | K ~ |D_K|^2 exactly: g(r) and S(k) of the run are the
     p(K)-weighted means of the exact per-set plane-wave values (any p(K))."""

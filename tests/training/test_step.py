@@ -51,6 +51,7 @@ def _exact_free_energy(problem):
     return -logsumexp(-beta * energies) / beta
 
 
+@pytest.mark.slow  # ~35 s of training; the quick bench tier checks a dot against exact
 def test_ideal_dot_converges_to_exact_free_energy(key):
     pieces = _pieces()
     problem = pieces.problem
