@@ -16,7 +16,19 @@ the classic two-body backflow, whose Lipschitz constant has a tight bound. Spin
 enters as a +-1 feature of each particle and the streams average over each spin
 block separately, so T is equivariant under permutations within a spin block but not
 across blocks. ``radial_blocks`` further layers zeta -> zeta + sum_j f_b(d_ij) u_ij
-may follow (box only).
+may follow (box only), and a last Fourier vector pair layer (``pair_field`` = M, box
+only)
+
+  zeta_i -> zeta_i + sum_{j != i} sum_m a_m sin(2 pi m . zeta_ij / L),  |m|_inf <= M,
+
+with learnable vectors a_m (same- and opposite-spin rows), started at zero. Every
+term above moves particle i along its pair vectors u_ij with scalar weights; this one
+moves it in any direction: the odd periodic vector fields it spans are complete as
+M grows. For two polarized electrons in the box (rs = 10, the lowest relative state
+of its momentum class) the best map of the form s(r) u(r) stays 0.92 mHa above the
+exact level whatever the order of s, while a general field of order M = 3 reaches it
+to 5e-4 mHa (deterministic grid optimisation, benchmarks/results/
+pair_map_family_box2d_pol_rs10.json).
 
 Box: the streams start from periodic pair features only (cos / sin of 2 pi m r_ij / L
 and the smooth periodic distance), never from absolute positions, hence
@@ -132,6 +144,7 @@ def make_backflow(
     radial_blocks: int = 0,
     spin_symmetric: bool = False,
     free_displacement: bool = False,
+    pair_field: int = 0,
 ) -> Flow:
     """Build the residual backflow and its exact dense log-Jacobian.
 
@@ -168,6 +181,11 @@ def make_backflow(
         particle may also move across its pair vectors. Periodic and translation
         equivariant like the rest; counted in the certified bound as
         |s_free| ||W|| Lip(H1).
+      pair_field: static, box only: order M >= 0 of the last Fourier vector pair
+        layer (module docstring; 0 = none). ((2M + 1)^dim - 1) / 2 modes with a dim-
+        vector each, per pair kind. Certified on its own with
+        Lip <= 2 (n - 1) sum_m ||a_m|| 2 pi ||m|| / L
+        (:func:`~fermiflow.models.backflow_jet.field_modes`).
 
     Returns:
       A :class:`Flow`; ``apply(params, x: (n, dim)) -> (zeta: (n, dim), log_det: ())``
@@ -191,6 +209,10 @@ def make_backflow(
     if free_displacement and box_length is None:
         raise ValueError("free_displacement: only in the box (a free vector breaks the "
                          "rotation symmetry of a trap); set free_displacement=False.")
+    pair_field = check_nonnegative_int("pair_field", pair_field)
+    if pair_field and box_length is None:
+        raise ValueError("pair_field > 0 needs a periodic box (a Fourier series in the pair "
+                         "vector); set pair_field=0 for a trap.")
     shape = (n_up + n_down, dim)
     if spin_symmetric:  # the network sees one species: fully permutation-equivariant
         n_up, n_down = n_up + n_down, 0
@@ -207,6 +229,7 @@ def make_backflow(
         n_frequencies=check_positive_int("n_frequencies", n_frequencies),
         init_scale=check_init_scale(init_scale),
         free_displacement=bool(free_displacement),
+        pair_field=pair_field,
     )
     module = BackflowParams(spec)
 

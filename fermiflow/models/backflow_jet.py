@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fermiflow.models.features import (
     displacement_geometry,
@@ -57,7 +60,10 @@ from fermiflow.models.lipschitz import (
 )
 from fermiflow.types import Array, Params
 
-__all__ = ["RADIAL_WIDTHS", "BackflowParams", "BackflowSpec", "backflow_jet", "certified_cap"]
+__all__ = [
+    "RADIAL_WIDTHS", "BackflowParams", "BackflowSpec", "backflow_jet", "certified_cap",
+    "field_modes",
+]
 
 # Widths sigma_k of the radial pair Gaussians, as fractions of the box side.
 RADIAL_WIDTHS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
@@ -79,6 +85,7 @@ class BackflowSpec:
     n_radial: int  # radial pair Gaussians (box only; 0 in free space)
     radial_blocks: int  # further radial-only residual layers, each certified on its own
     free_displacement: bool = False  # box: + s_free W h1_i, a free vector per particle
+    pair_field: int = 0  # box: order M of the Fourier vector pair layer (0: none)
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
@@ -125,6 +132,53 @@ class BackflowParams(nn.Module):
             self.param("scale_free", constant(spec.init_scale), (), dtype)
         for block in range(spec.radial_blocks):
             self.param(f"scale_radial_{block + 1}", radial, (2, spec.n_radial), dtype)
+        if spec.pair_field:
+            modes = field_modes(spec.pair_field, x.shape[1])
+            self.param("pair_field", nn.initializers.zeros, (2, len(modes), x.shape[1]), dtype)
+
+
+def field_modes(order: int, dim: int) -> np.ndarray:
+    """Integer vectors m with |m|_inf <= order in one half-space (m > 0 lexicographically).
+
+    Returns:
+      (M, dim) int array, M = ((2 order + 1)^dim - 1) / 2: sin(2 pi m . r / L) over
+      these m spans the odd periodic functions of r up to that order.
+    """
+    axis = range(-order, order + 1)
+    modes = [m for m in itertools.product(axis, repeat=dim) if m > (0,) * dim]
+    return np.asarray(modes, np.int64).reshape(-1, dim)
+
+
+def _field_bound(spec: BackflowSpec, coefficients: Array, n: int) -> Array:
+    """Lip of z -> z_i + sum_j f(z_i - z_j) minus the identity: 2 (n - 1) sup ||df/dr||.
+
+    f(r) = sum_m a_m sin(k_m . r) has df/dr = sum_m a_m k_m^T cos(k_m . r), so
+    ||df/dr|| <= sum_m ||a_m|| ||k_m||. The Jacobian of the layer is
+    (J v)_i = sum_j F_ij (v_i - v_j): a block diagonal part and an off-diagonal part,
+    each with at most n - 1 blocks of norm <= sup ||F|| per block row and column (Schur
+    test), so ||J|| <= 2 (n - 1) sup ||F||. Same- and opposite-spin coefficients may
+    differ; only the kinds of pairs present count, the larger one.
+    """
+    k = 2 * math.pi / spec.box_length * field_modes(spec.pair_field, coefficients.shape[-1])
+    k_norm = jnp.asarray(np.linalg.norm(k, axis=1), coefficients.dtype)
+    per_kind = jnp.sum(jnp.linalg.norm(coefficients, axis=-1) * k_norm, -1)  # (2,)
+    kinds = [i for i, present in ((0, max(spec.n_up, spec.n_down) > 1),
+                                  (1, spec.n_up > 0 and spec.n_down > 0)) if present]
+    return 2 * (n - 1) * jnp.max(per_kind[jnp.asarray(kinds or [0])])
+
+
+def _field_layer(spec: BackflowSpec, coefficients: Array, r: Array) -> Array:
+    """f(r_ij) = sum_m a_m sin(2 pi m . r_ij / L) per pair, certified if capped: (n, n, dim)."""
+    dim = r.shape[-1]
+    k = jnp.asarray(2 * math.pi / spec.box_length * field_modes(spec.pair_field, dim), r.dtype)
+    waves = jnp.sin(r @ k.T)  # (n, n, M), exactly 0 on the diagonal
+    spin = spin_feature(spec.n_up, spec.n_down, r.dtype)[:, 0]
+    same = (spin[:, None] == spin[None, :])[..., None]
+    field = jnp.where(same, waves @ coefficients[0], waves @ coefficients[1])
+    if spec.max_lipschitz is not None:
+        bound = _field_bound(spec, coefficients, r.shape[0])
+        field = certified_factor(bound, spec.max_lipschitz) * field
+    return field
 
 
 def _radial(spec: BackflowSpec, weights: Array, distance: Array) -> Array:
@@ -306,4 +360,6 @@ def backflow_jet(spec: BackflowSpec, params: Params, x: Array, order: int) -> Je
     for block in range(spec.radial_blocks):
         weights = p[f"scale_radial_{block + 1}"]
         zeta = pair_block(zeta, lambda r, w=weights: _radial_layer(spec, w, r), order)
+    if spec.pair_field:
+        zeta = pair_block(zeta, lambda r: _field_layer(spec, p["pair_field"], r), order)
     return zeta

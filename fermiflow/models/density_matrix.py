@@ -47,7 +47,7 @@ from fermiflow.models.symmetry import (
     oscillator_symmetries,
     plane_wave_symmetries,
 )
-from fermiflow.models.wavefunction import closed_shell_occupation, make_log_psi
+from fermiflow.models.wavefunction import closed_shell_occupation, exchange_sign, make_log_psi
 from fermiflow.types import Array, Flow, Params, PRNGKey
 
 __all__ = ["JointParams", "QuantumProblem", "make_quantum_problem", "occupation_energies"]
@@ -89,6 +89,10 @@ class QuantumProblem(NamedTuple):
       spin_adapted: whether Psi_K are spin-block exchange combinations.
       single_flow: whether ``flow.apply`` is the flow of every Psi_K (False with
         parity or momentum-class flows, whose params hold several flows).
+      base_flow: the flow of one Psi_K (``flow`` itself when single_flow; None for a
+        problem built by hand).
+      flow_of: ``(flow_params, occ: (n,)) -> params`` of ``base_flow`` that Psi_K uses
+        (the identity map of params when single_flow; None for a problem built by hand).
     """
 
     system: Any
@@ -106,6 +110,8 @@ class QuantumProblem(NamedTuple):
     occupation_states: np.ndarray | None
     spin_adapted: bool = False
     single_flow: bool = True
+    base_flow: Flow | None = None
+    flow_of: Callable[[Params, Array], Params] | None = None
 
     @property
     def n(self) -> int:
@@ -304,6 +310,7 @@ def make_quantum_problem(
         n_up=system.n_up, n_down=system.n_down, spin_adapted=spin_adapted,
         parity_flows=parity_flows, flow_select=select,
     )
+    base_flow = flow_model
     if momentum_flows:
         flow_model = stacked_flows(flow_model, n_sectors)
     if parity_flows:
@@ -311,5 +318,19 @@ def make_quantum_problem(
     return QuantumProblem(
         system, system.n_up, system.n_down, system.dim, box_length, temperature,
         energies, model, flow_model, log_psi, potential, orbitals, states, spin_adapted,
-        not (parity_flows or momentum_flows),
+        not (parity_flows or momentum_flows), base_flow,
+        _flow_of(system.n_up, parity_flows, select),
     )
+
+
+def _flow_of(n_up: int, parity_flows: bool, select: Callable | None) -> Callable:
+    """Return ``(flow_params, occ: (n,)) -> params`` of the single flow that Psi_K uses."""
+
+    def flow_of(params: Params, occ: Array) -> Params:
+        if parity_flows:
+            even = exchange_sign(occ[:n_up], occ[n_up:]) > 0
+            params = jax.tree.map(lambda a, b: jnp.where(even, a, b),
+                                  params["even"], params["odd"])
+        return params if select is None else select(params, occ)
+
+    return flow_of

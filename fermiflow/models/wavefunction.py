@@ -26,7 +26,7 @@ from fermiflow.models.slater import log_slater
 from fermiflow.types import Array, ArrayLike, Params
 from fermiflow.validation import check_nonnegative_int
 
-__all__ = ["closed_shell_occupation", "make_log_psi", "make_log_psi_fixed"]
+__all__ = ["closed_shell_occupation", "exchange_sign", "make_log_psi", "make_log_psi_fixed"]
 
 OrbitalFn = Callable[[ArrayLike, ArrayLike], Array]
 FlowApply = Callable[[Params, ArrayLike], tuple[Array, Array]]
@@ -116,7 +116,7 @@ def make_log_psi(
             return combination(params, occ, x)
         even = combination(params["even"], occ, x)
         odd = combination(params["odd"], occ, x)
-        return jnp.where(_exchange_sign(occ[:n_up], occ[n_up:]) > 0, even, odd)
+        return jnp.where(exchange_sign(occ[:n_up], occ[n_up:]) > 0, even, odd)
 
     def combination(params: Params, occ: Array, x: Array) -> Array:
         if flow_select is not None:
@@ -131,8 +131,16 @@ def make_log_psi(
     return log_psi
 
 
-def _exchange_sign(up: Array, down: Array) -> Array:
-    """+1 when sorted(up) precedes sorted(down) lexicographically or equals it, else -1."""
+def exchange_sign(up: Array, down: Array) -> Array:
+    """Return +1. when sorted(up) precedes sorted(down) lexicographically or equals it, else -1.
+
+    Args:
+      up: (n_up,) int mode indices of the up block.
+      down: (n_down,) int mode indices of the down block, n_down = n_up.
+
+    Returns:
+      () float, the sign s of the spin-adapted Psi_K (:func:`make_log_psi`).
+    """
     a, b = jnp.sort(up), jnp.sort(down)
     differ = a != b
     first = jnp.argmax(differ)
@@ -145,7 +153,7 @@ def _exchange_combination(up: Array, down: Array, direct: Array, swapped: Array)
     s = +1 when sorted(up) precedes sorted(down) lexicographically, -1 when it follows.
     """
     same = jnp.all(jnp.sort(up) == jnp.sort(down))
-    sign = _exchange_sign(up, down)  # +1 for equal sets keeps the unused branch from log 0
+    sign = exchange_sign(up, down)  # +1 for equal sets keeps the unused branch from log 0
     shift = jnp.maximum(direct.real, swapped.real)
     mixed = shift + jnp.log(jnp.exp(direct - shift) + sign * jnp.exp(swapped - shift))
     return jnp.where(same, direct, mixed - 0.5 * jnp.log(2.0))

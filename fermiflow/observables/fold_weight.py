@@ -65,14 +65,18 @@ class FoldWeight(NamedTuple):
     effective_fraction: Array
 
 
-def make_flow_log_weight(flow_apply, log_slater: Callable) -> LogWeightFn:
+def make_flow_log_weight(flow_apply, log_slater: Callable,
+                         flow_of: Callable | None = None) -> LogWeightFn:
     """Return the log weight and fold margin of Psi_K = D_K(T(x)) |det J|^(1/2).
 
     Args:
       flow_apply: a :class:`~fermiflow.models.flow.JetApply` (``.jacobian(params, x)
         -> (zeta: (n, dim), jac: (n dim, n dim))``), e.g. the box backflow's.
       log_slater: ``(occ: (n,), zeta: (n, dim)) -> ()`` complex log D_K(zeta) (the
-        bare determinant, as :func:`fermiflow.run.build.log_slater_k`).
+        bare determinant, or the spin-adapted combination of two, as
+        :func:`fermiflow.run.build.log_slater_k`).
+      flow_of: None, or ``(params, occ: (n,)) -> params`` of the flow that Psi_K uses
+        (several flows: :attr:`~fermiflow.models.density_matrix.QuantumProblem.flow_of`).
 
     Returns:
       ``(params, occ: (n,), x: (n, dim)) -> (log |Psi_K|^2: (), margin: ())``, finite
@@ -80,6 +84,8 @@ def make_flow_log_weight(flow_apply, log_slater: Callable) -> LogWeightFn:
     """
 
     def log_weight(params, occ, x):
+        if flow_of is not None:
+            params = flow_of(params, occ)
         zeta, jac = flow_apply.jacobian(params, x)
         sign, log_abs = jnp.linalg.slogdet(jac)
         margin = sign * jnp.exp(log_abs / jac.shape[0])

@@ -95,6 +95,7 @@ def _problem(config: Config, system: Any) -> QuantumProblem:
         "backflow": dict(depth=m.depth, width_one=m.width_one, width_two=m.width_two,
                          n_frequencies=m.n_frequencies, init_scale=m.init_scale,
                          radial_blocks=m.radial_blocks, free_displacement=m.free_displacement,
+                         pair_field=m.pair_field,
                          certify=None if m.certify else False),
         "ode": dict(n_steps=m.ode_steps, hidden=m.width_one, init_scale=m.init_scale),
     }.get(m.flow)

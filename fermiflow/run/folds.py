@@ -28,16 +28,16 @@ GAMMA = 0.3
 def make_fold_check(config: Any, problem: Any, log_slater: Callable) -> Callable | None:
     """Return ``check(key, occ: (b, n), x: (b, n, dim), params) -> dict``, or None.
 
-    None where no check is needed or possible: a certified flow, a trap (its flow is
-    checked by NaN rejection and ``fermiflow observe``), the identity or ODE flow,
-    spin-adapted Psi_K (not a single D_K(T(x)) |det J|^(1/2)) or several flows
-    (refused by the config check).
+    None where no check is needed: a certified flow, a trap (its flow is checked by
+    NaN rejection and ``fermiflow observe``), the identity or ODE flow. Spin-adapted
+    Psi_K and several flows (parity, momentum class) are checked with the flow and
+    the determinant combination of each K (``problem.flow_of``, ``log_slater``).
     """
     model = config.model
-    if (model.certify or problem.box_length is None or model.flow != "backflow"
-            or problem.spin_adapted or not problem.single_flow):
+    if model.certify or problem.box_length is None or model.flow != "backflow":
         return None
-    log_weight = make_flow_log_weight(problem.flow.apply, log_slater)
+    log_weight = make_flow_log_weight(problem.base_flow.apply, log_slater,
+                                      flow_of=problem.flow_of)
 
     @jax.jit
     def run(key, occ, x, params):

@@ -45,6 +45,11 @@ def check_model_options(system_kind: str, model: ModelConfig, sampler: SamplerCo
         and (model.certify or sampler.kind in ("auto", "metropolis"))),
         "model.certify = false and model.free_displacement = true need the box backflow; "
         "uncertified, sampler.kind must be 'auto' or 'metropolis' (the others invert T).")
+    _require(model.pair_field >= 0 and (model.pair_field == 0 or (
+        system_kind == "electron_gas" and model.flow == "backflow")),
+        f"model.pair_field = {model.pair_field}: the Fourier pair layer is an order >= 0 of "
+        "the box backflow; use it with system.kind = 'electron_gas' and model.flow = "
+        "'backflow', or set model.pair_field = 0.")
     if model.flow == "ode":
         _require(opt.laplacian == "jvp_loop" and opt.kinetic == "exact"
                  and sampler.kind == "metropolis",

@@ -86,6 +86,9 @@ class ModelConfig:
     # fold weight is measured instead, fermiflow.observables.fold_weight)
     certify: bool = True
     free_displacement: bool = False  # backflow in a box: + a free vector per particle
+    # backflow in a box: order M of a last Fourier vector pair layer (0: none), which
+    # moves particles in any direction (fermiflow.models.backflow)
+    pair_field: int = 0
     ode_steps: int = 8  # flow = "ode": RK4 steps on t in [0, 1] (hidden width: width_one)
     base_scale: float = 1.0  # classical flow: width of the Gaussian base, Bohr
 

@@ -3,8 +3,8 @@
 The reference is ``jax.jacfwd`` / ``jax.hessian`` of the backflow's plain forward pass
 (order 0 of the same function, no custom JVP), for every architecture option: box and
 trap, one and two spin blocks, certified cap, radial pair term and radial blocks, the
-free one-body displacement, a fully symmetric network, 1D to 3D, depth 1 to 3. Scales
-are raised far from the identity so that every term contributes.
+free one-body displacement, the Fourier pair field, a fully symmetric network, 1D to
+3D, depth 1 to 3. Scales are raised far from the identity so that every term contributes.
 """
 
 import functools
@@ -19,8 +19,10 @@ from fermiflow.models.backflow import make_backflow
 from fermiflow.models.flow import JetApply, invert_flow
 
 CASES = {
-    "box_two_spins": dict(n_up=3, n_down=2, dim=2, box_length=2.0, free_displacement=True),
-    "box_3d_radial_blocks": dict(n_up=4, n_down=0, dim=3, box_length=3.0, radial_blocks=2),
+    "box_two_spins": dict(n_up=3, n_down=2, dim=2, box_length=2.0, free_displacement=True,
+                          pair_field=2),
+    "box_3d_radial_blocks": dict(n_up=4, n_down=0, dim=3, box_length=3.0, radial_blocks=2,
+                                 pair_field=1),
     "box_uncertified": dict(n_up=3, n_down=2, dim=2, box_length=2.0, certify=False,
                             n_radial=0, free_displacement=True),
     "box_symmetric": dict(n_up=3, n_down=1, dim=2, box_length=2.5, spin_symmetric=True,
@@ -48,6 +50,10 @@ def _case(name, dtype=jnp.float64):
     params = jax.tree_util.tree_map_with_path(
         lambda path, a: a * factor if str(path[-1].key).startswith("scale") else a, params
     )
+    if "pair_field" in params["params"]:  # starts at zero: give it a field of its own
+        field = params["params"]["pair_field"]
+        params["params"]["pair_field"] = 0.05 * box * jax.random.normal(
+            jax.random.key(2), field.shape, field.dtype)
     return flow, params, x
 
 

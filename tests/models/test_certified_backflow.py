@@ -6,7 +6,8 @@ the certified one must stay a contraction-plus-identity there, checked on random
 configurations and at the worst points found by gradient ascent on ||d g / dx||.
 Since the cap is a scalar factor c / (|s| B), this also checks the bound
 ||d g / dx|| <= |s| B of fermiflow.models.lipschitz for those parameters. The flows
-here carry the free one-body displacement too, so its term of the bound is checked.
+here carry the free one-body displacement and the Fourier pair field too, so their
+bounds are checked as well.
 """
 
 import functools
@@ -46,9 +47,11 @@ def _setup(system, certify):
     n = n_up + n_down
     flow = make_backflow(
         n_up=n_up, n_down=n_down, dim=dim, box_length=length, certify=certify,
-        max_lipschitz=C, free_displacement=True,
+        max_lipschitz=C, free_displacement=True, pair_field=2,
     )
     params = _amplified(flow.init(jax.random.key(1), jnp.zeros((n, dim))), 50.0, 3.0)
+    field = params["params"]["pair_field"]  # zero at init: a strong field of its own
+    params["params"]["pair_field"] = length * jax.random.normal(jax.random.key(5), field.shape)
     x = jax.random.uniform(jax.random.key(2), (N_CONFIGS, n, dim), minval=0, maxval=length)
 
     def residual_norm(y):

@@ -84,3 +84,27 @@ def test_every_case_config_resolves():
         if case.name.startswith("dot2d") or case.config is None:  # cheap references
             reference = case.reference()
             assert reference.values and reference.source, case.name
+
+
+@pytest.mark.parametrize("below", [True, False])
+def test_fold_weight_is_judged_and_tabled(tmp_path, monkeypatch, below):
+    """An uncertified run's fold weight fails the case when it is not below its bound."""
+    from fermiflow.run.bench import runner
+
+    fold = {"value": 0.0 if below else 3e-4, "error": 0.0 if below else 1e-4,
+            "bound": 1e-6, "below_bound": below, "n_chains": 8}
+    summary = {"n_particles": 2, "step": 9,
+               "estimates": {"F": {"value": -2.0, "error": 1e-4}},
+               "evaluation": {"fold_weight": fold}}
+    monkeypatch.setattr(runner, "_train", lambda case, run_dir: summary)
+    case = CASES["box2d_pol_rs10_t0.5"]._replace(
+        reference=lambda: Reference({"F": (-1.0, 0.0)}, "test"))
+    record = runner.evaluate_case(case, tmp_path)
+    assert record["rows"][0]["ok"] is True  # F itself within tolerance
+    assert record["passed"] is below
+    env = {"date_utc": "d", "git_commit": "c", "git_dirty": False, "device_kind": "cpu",
+           "platform": "cpu", "jax": "j"}
+    line = next(row for row in runner._markdown([record], env).splitlines()
+                if "fold weight" in row)
+    assert ("| pass |" in line) is below and ("**fail**" in line) is not below
+    assert line.count("|") == 9  # one table row of eight cells

@@ -259,6 +259,10 @@ def test_uncertified_and_free_displacement_options_reach_the_box_flow(tmp_path):
     names = " ".join(jax.tree_util.keystr(path) for path, _ in
                      jax.tree_util.tree_flatten_with_path(build_engine(certified).template)[0])
     assert "scale_free" in names and "displacement" in names
+    field = build_engine(load_config(path, ["model.pair_field=2"])).template
+    names = " ".join(jax.tree_util.keystr(path) for path, _ in
+                     jax.tree_util.tree_flatten_with_path(field)[0])
+    assert "pair_field" in names
     uncertified = load_config(path, ["model.certify=false"])
     assert sampler_kind(uncertified) == "metropolis"  # T^-1 need not exist uncapped
 
@@ -272,4 +276,15 @@ def test_uncertified_and_free_displacement_options_reach_the_box_flow(tmp_path):
 def test_bad_certify_or_free_displacement_is_one_line_before_compiling(tmp_path, gas, overrides):
     path = _write(tmp_path, PAIR) if gas else None
     with pytest.raises(ValueError, match="model.certify = false and model.free_displacement"):
+        load_config(path, overrides)
+
+
+@pytest.mark.parametrize("gas, overrides", [
+    (False, ["model.pair_field=2"]),  # the demo is a quantum dot
+    (True, ["model.pair_field=-1"]),
+    (True, ["model.pair_field=1", "model.flow=identity"]),
+])
+def test_bad_pair_field_is_one_line_before_compiling(tmp_path, gas, overrides):
+    path = _write(tmp_path, PAIR) if gas else None
+    with pytest.raises(ValueError, match="model.pair_field = "):
         load_config(path, overrides)

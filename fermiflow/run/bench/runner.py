@@ -178,6 +178,9 @@ def evaluate_case(case: Case, out: Path) -> dict:
     excluded = evaluation.get("n_excluded_samples") or evaluation.get("n_excluded_walkers")
     if excluded:  # non-finite local values were left out: F is not a guaranteed bound
         passed, info["note"] = False, f"{excluded} non-finite evaluation samples left out"
+    fold = evaluation.get("fold_weight")
+    if fold is not None:  # an uncertified flow: F is a bound only below the fold-weight bound
+        passed = passed and bool(fold["below_bound"])
     record = {"name": case.name, "tier": case.tier, "description": case.description,
               "reference_source": reference.source, "rule": case.rule.describe(),
               "run_dir": None if run_dir is None else str(run_dir), "rows": rows,
@@ -220,6 +223,13 @@ def _markdown(records: list[dict], env: dict) -> str:
             lines.append(f"| {rec['name']} | {r['quantity']} | {ours}"
                          f" | {r['reference']:.6f}({_digits(r['reference_error'])}) | {rel} | "
                          f"{_z(r['z'])} | {verdict} | {rec['rule']} |")
+        fold = rec.get("evaluation", {}).get("fold_weight")
+        if fold is not None:
+            verdict = "pass" if fold["below_bound"] else "**fail**"
+            lines.append(f"| {rec['name']} | fold weight | {fold['value']:.2e} ± "
+                         f"{fold['error']:.1e} | < {fold['bound']:g} | | | {verdict} | "
+                         f"weight of Psi_K^2 where det J <= 0, +3 sigma; "
+                         f"{fold['n_chains']} tempered chains |")
     lines += ["", "Sources: " + "; ".join(sorted({f"{r['name']}: {r['reference_source']}"
                                                  for r in records}))]
     return "\n".join(lines) + "\n"
