@@ -19,9 +19,11 @@ across blocks. ``radial_blocks`` further layers zeta -> zeta + sum_j f_b(d_ij) u
 may follow (box only), and a last Fourier vector pair layer (``pair_field`` = M, box
 only)
 
-  zeta_i -> zeta_i + sum_{j != i} sum_m a_m sin(2 pi m . zeta_ij / L),  |m|_inf <= M,
+  zeta_i -> zeta_i + sum_{j != i} sum_m theta_m sin(k_m . zeta_ij) / ||k_m||,
+  k_m = 2 pi m / L,  |m|_inf <= M,
 
-with learnable vectors a_m (same- and opposite-spin rows), started at zero. Every
+with learnable dimensionless vectors theta_m (same- and opposite-spin rows), started
+at zero. Every
 term above moves particle i along its pair vectors u_ij with scalar weights; this one
 moves it in any direction: the odd periodic vector fields it spans are complete as
 M grows. For two polarized electrons in the box (rs = 10, the lowest relative state
@@ -184,7 +186,7 @@ def make_backflow(
       pair_field: static, box only: order M >= 0 of the last Fourier vector pair
         layer (module docstring; 0 = none). ((2M + 1)^dim - 1) / 2 modes with a dim-
         vector each, per pair kind. Certified on its own with
-        Lip <= 2 (n - 1) sum_m ||a_m|| 2 pi ||m|| / L
+        Lip <= 2 (n - 1) sum_m ||theta_m||
         (:func:`~fermiflow.models.backflow_jet.field_modes`).
 
     Returns:

@@ -152,26 +152,33 @@ def field_modes(order: int, dim: int) -> np.ndarray:
 def _field_bound(spec: BackflowSpec, coefficients: Array, n: int) -> Array:
     """Lip of z -> z_i + sum_j f(z_i - z_j) minus the identity: 2 (n - 1) sup ||df/dr||.
 
-    f(r) = sum_m a_m sin(k_m . r) has df/dr = sum_m a_m k_m^T cos(k_m . r), so
-    ||df/dr|| <= sum_m ||a_m|| ||k_m||. The Jacobian of the layer is
-    (J v)_i = sum_j F_ij (v_i - v_j): a block diagonal part and an off-diagonal part,
-    each with at most n - 1 blocks of norm <= sup ||F|| per block row and column (Schur
-    test), so ||J|| <= 2 (n - 1) sup ||F||. Same- and opposite-spin coefficients may
-    differ; only the kinds of pairs present count, the larger one.
+    f(r) = sum_m a_m sin(k_m . r) with a_m = theta_m / ||k_m|| (:func:`_field_layer`)
+    has df/dr = sum_m a_m k_m^T cos(k_m . r), so ||df/dr|| <= sum_m ||theta_m||. The
+    Jacobian of the layer is (J v)_i = sum_j F_ij (v_i - v_j): a block-diagonal part
+    and an off-diagonal part, each with at most n - 1 blocks of norm <= sup ||F|| per
+    block row and column (Schur test), so ||J|| <= 2 (n - 1) sup ||F||. Same- and
+    opposite-spin coefficients may differ; only the kinds of pairs present count, the
+    larger one.
     """
-    k = 2 * math.pi / spec.box_length * field_modes(spec.pair_field, coefficients.shape[-1])
-    k_norm = jnp.asarray(np.linalg.norm(k, axis=1), coefficients.dtype)
-    per_kind = jnp.sum(jnp.linalg.norm(coefficients, axis=-1) * k_norm, -1)  # (2,)
+    per_kind = jnp.sum(jnp.linalg.norm(coefficients, axis=-1), -1)  # (2,)
     kinds = [i for i, present in ((0, max(spec.n_up, spec.n_down) > 1),
                                   (1, spec.n_up > 0 and spec.n_down > 0)) if present]
     return 2 * (n - 1) * jnp.max(per_kind[jnp.asarray(kinds or [0])])
 
 
 def _field_layer(spec: BackflowSpec, coefficients: Array, r: Array) -> Array:
-    """f(r_ij) = sum_m a_m sin(2 pi m . r_ij / L) per pair, certified if capped: (n, n, dim)."""
+    """f(r_ij) = sum_m a_m sin(k_m . r_ij) per pair, certified if capped: (n, n, dim).
+
+    k_m = 2 pi m / L and a_m = theta_m / ||k_m|| for the learnable dimensionless
+    theta_m (``coefficients``: (2, M, dim), same- then opposite-spin pairs): the
+    amplitude of each mode is in units of its own wavelength, ||theta_m|| is its share
+    of the Lipschitz bound, and an optimizer step of a given size moves every mode
+    alike whatever L.
+    """
     dim = r.shape[-1]
-    k = jnp.asarray(2 * math.pi / spec.box_length * field_modes(spec.pair_field, dim), r.dtype)
-    waves = jnp.sin(r @ k.T)  # (n, n, M), exactly 0 on the diagonal
+    k = 2 * math.pi / spec.box_length * field_modes(spec.pair_field, dim)
+    waves = jnp.sin(r @ jnp.asarray(k.T, r.dtype))  # (n, n, M), exactly 0 on the diagonal
+    waves = waves / jnp.asarray(np.linalg.norm(k, axis=1), r.dtype)
     spin = spin_feature(spec.n_up, spec.n_down, r.dtype)[:, 0]
     same = (spin[:, None] == spin[None, :])[..., None]
     field = jnp.where(same, waves @ coefficients[0], waves @ coefficients[1])
