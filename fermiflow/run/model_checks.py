@@ -33,13 +33,13 @@ def check_model_options(system_kind: str, model: ModelConfig, sampler: SamplerCo
                  "model.spin_adapted = false; use sampler.kind = 'auto'.")
     for key, on, extra in (("parity_flows", model.parity_flows, model.spin_adapted),
                            ("momentum_flows", model.momentum_flows,
-                            system_kind == "electron_gas" and model.certify)):
+                            system_kind == "electron_gas")):
         _require(not on or (extra and sampler.kind in ("auto", "metropolis")
                             and opt.kinetic == "exact"),
                  f"model.{key} = true needs sampler.kind = 'auto' or 'metropolis', "
                  "optimizer.kinetic = 'exact' (the latent samplers and the split kinetic "
                  "energy use one flow) and " + ("model.spin_adapted = true." if key[0] == "p"
-                                                else "a certified box backflow."))
+                                                else "a periodic box (electron_gas)."))
     _require((model.certify and not model.free_displacement) or (
         system_kind == "electron_gas" and model.flow == "backflow"
         and (model.certify or sampler.kind in ("auto", "metropolis"))),
