@@ -107,7 +107,8 @@ def diagnose(run_dir: pathlib.Path) -> dict:
         "per_particle_hartree": {
             q: {"value": est[q]["value"] / n, "error": est[q]["error"] / n,
                 "exact": getattr(exact, name) / n,
-                "z": (est[q]["value"] - getattr(exact, name)) / est[q]["error"]}
+                "z": (est[q]["value"] - getattr(exact, name)) / est[q]["error"]
+                if est[q]["error"] > 0 else None}
             for q, name in (("F", "free_energy"), ("E", "energy"), ("S", "entropy"))},
         "fresh_samples": int(energy.size),
         "F_model_per_particle": float(np.mean(energy + temperature * log_p)) / n,
@@ -125,7 +126,7 @@ def main() -> None:
         r = result["runs"][label]
         f = r["per_particle_hartree"]["F"]
         print(f"{label}: F/N {f['value']:.6f} +- {f['error']:.6f} (exact {f['exact']:.6f}, "
-              f"z {f['z']:+.1f}); F_model {r['F_model_per_particle']:.6f}, F_opt "
+              f"z {f['z']}); F_model {r['F_model_per_particle']:.6f}, F_opt "
               f"{r['F_opt_per_particle']:.6f}", flush=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -75,7 +75,7 @@ def stacked_flows(flow: Flow, count: int) -> Flow:
 
 
 def _copy(params: Params, index: ArrayLike) -> Params:
-    return jax.tree.map(lambda leaf: leaf[index], params)
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf)[index], params)  # host params too
 
 
 def make_sector_select(

@@ -116,3 +116,17 @@ def test_certified_caps_are_computed_once_per_flow_not_per_walker():
     plain = flow.init(jax.random.key(2), x[0])
     np.testing.assert_array_equal(flow.apply(plain, x[0])[0],
                                   flow.apply(flow.prepare(plain), x[0])[0])
+
+
+def test_walkers_select_their_flow_from_host_params():
+    """Params restored from a checkpoint are numpy arrays; a traced K must index them."""
+    problem = make_quantum_problem(GAS, occupation="categorical",
+                                   occupation_options={"max_excitation": 5.0},
+                                   flow_options={"certify": False}, momentum_flows=True)
+    params = problem.flow.init(jax.random.key(0), jnp.zeros((2, 2)))
+    host = jax.tree.map(np.asarray, params)
+    occ = jnp.asarray(STATES)
+    x = jax.random.uniform(jax.random.key(1), (len(STATES), 2, 2)) * GAS.box_length
+    values = [jax.jit(jax.vmap(lambda k, y, p=p: problem.log_psi(p, k, y)))(occ, x)
+              for p in (params, host)]
+    np.testing.assert_array_equal(values[0], values[1])
